@@ -73,5 +73,5 @@ class PromptError(InterStableError):
     """The LLM returned nothing usable (empty or refused). Never used as a prompt."""
 
 
-class JobInterrupted(InterStableError):
+class JobInterrupted(InterStableError):  # noqa: N818 (not an error: a user request)
     """The user interrupted or skipped the job; work done so far is kept."""
