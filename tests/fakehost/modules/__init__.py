@@ -1,0 +1,1 @@
+"""Fake WebUI ``modules`` package for tests (see tests/fakehost/README.md)."""

@@ -1,0 +1,45 @@
+"""Fake ``modules.shared``: opts, cmd_opts, state, interrogator, sd_model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from modules import interrogate
+from modules.options import OptionInfo, Options
+from modules.shared_state import State
+
+__all__ = ["OptionInfo", "cmd_opts", "interrogator", "opts", "sd_model", "state"]
+
+data_path = os.environ.get("FAKEHOST_DATA_PATH", os.getcwd())
+models_path = os.path.join(data_path, "models")
+
+cmd_opts = argparse.Namespace(
+    api=True,
+    api_auth=None,
+    nowebui=False,
+    lowvram=False,
+    medvram=False,
+    use_cpu=[],
+    data_dir=data_path,
+    models_dir=None,
+)
+
+opts = Options()
+# Host options our extension reads (defaults as in A1111 v1.10.1 shared_options.py).
+for _key, _default in {
+    "img2img_background_color": "#ffffff",
+    "CLIP_stop_at_last_layers": 1,
+    "enable_pnginfo": True,
+    "return_grid": True,
+    "samples_save": True,
+    "samples_format": "png",
+    "interrogate_keep_models_in_memory": False,
+    "live_previews_enable": True,
+}.items():
+    opts.add_option(_key, OptionInfo(_default, _key))
+
+state = State()
+interrogator = interrogate.InterrogateModels("interrogate")
+sd_model = object()
+total_tqdm = None
