@@ -9,5 +9,5 @@ torch_gc_calls = 0
 
 
 def torch_gc() -> None:
-    global torch_gc_calls  # noqa: PLW0603
+    global torch_gc_calls
     torch_gc_calls += 1

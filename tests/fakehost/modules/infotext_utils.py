@@ -56,7 +56,7 @@ def parse_generation_parameters(x: str) -> dict:
             else:
                 res[k] = v
         except Exception:
-            print(f"Error parsing \"{k}: {v}\"")
+            print(f'Error parsing "{k}: {v}"')
     if "Clip skip" not in res:
         res["Clip skip"] = "1"
     return res

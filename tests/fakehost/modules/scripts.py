@@ -63,7 +63,7 @@ class Script:
 
 def load_script_file(path: Path):
     """Execute one scripts/*.py like modules/scripts.py load_scripts + script_loading.load_module."""
-    global current_basedir  # noqa: PLW0603
+    global current_basedir
     path = Path(path)
     ext_root = str(path.parent.parent)
     syspath = sys.path

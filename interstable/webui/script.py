@@ -1,0 +1,84 @@
+"""What the ``InterStable LLM R-Line`` Script does; ``scripts/interstable.py`` delegates every method here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from interstable import TITLE
+from interstable.args import ARGS, JobConfig, from_script_args
+from interstable.errors import ConfigError, InputImageError
+
+logger = logging.getLogger("interstable")
+
+__all__ = ["TITLE", "parse_args", "register_callbacks", "run", "show", "ui"]
+
+
+def show(is_img2img: bool) -> bool:
+    """Selectable on the img2img tab only."""
+    return bool(is_img2img)
+
+
+def ui(script: Any, is_img2img: bool) -> list[Any]:
+    """Build the controls (no side effects: the host calls this several times)."""
+    from interstable.webui.ui import build_controls
+
+    return build_controls(script)
+
+
+def register_callbacks() -> None:
+    """Hook Settings into the WebUI; called once when the host executes ``scripts/interstable.py``."""
+    from modules import script_callbacks
+
+    from interstable.webui import settings
+
+    script_callbacks.on_ui_settings(settings.register)
+
+
+def _given_count(p: Any, script: Any, args: Sequence[object]) -> int:
+    """How many of ``args`` the caller really gave.
+
+    The API slice-assigns ``script_args`` into the full argument list (HOST_CONTRACT.md 7): a short list shifts the
+    next script's values into our slice and a long one pushes ours out of it, and ``run()`` always receives exactly
+    ``len(ui())`` values. The full list's length against the runner's input count reveals the difference.
+    """
+    full, runner = getattr(p, "script_args", None), getattr(p, "scripts", None)
+    inputs = getattr(runner, "inputs", None)
+    if full is None or inputs is None:
+        return len(args)
+    extra = len(full) - len(inputs)
+    if extra > 0:
+        raise ConfigError(
+            "script_args",
+            f"{len(args) + extra} values",
+            f"expected at most {len(ARGS)} in the order of GET /sdapi/v1/script-info (see the README's table)",
+        )
+    return len(args) + extra
+
+
+def parse_args(p: Any, script: Any, args: Sequence[object]) -> JobConfig:
+    """Parse the script's slice of the arguments into a :class:`JobConfig` (defaults fill a short list)."""
+    return from_script_args(list(args[: _given_count(p, script, args)]))
+
+
+def _check_init_images(p: Any) -> None:
+    images = getattr(p, "init_images", None)
+    if not images or any(image is None for image in images):
+        raise InputImageError(
+            f"{TITLE} needs an init image: drop one into the img2img tab (or send init_images in the API request)"
+        )
+
+
+def run(script: Any, p: Any, *args: object) -> Any:
+    """Run the job and return a ``Processed`` (also for API calls, which use the result directly)."""
+    from modules import processing
+
+    config = parse_args(p, script, args)
+    _check_init_images(p)
+    from interstable.args import to_infotext
+
+    p.extra_generation_params.update(to_infotext(config))
+    if config.steps:
+        p.steps = config.steps
+    return processing.process_images(p)
