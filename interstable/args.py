@@ -12,6 +12,7 @@ what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ __all__ = [
     "JobConfig",
     "from_infotext",
     "from_script_args",
+    "infotext_text",
     "markdown_table",
     "to_infotext",
+    "tooltips_js",
 ]
 
 Kind = Literal["float", "int", "bool", "choice", "text", "model"]
@@ -319,7 +322,22 @@ def from_script_args(values: Sequence[object]) -> JobConfig:
     return JobConfig(**parsed)
 
 
+def infotext_text(text: str) -> str:
+    """Return ``text`` so that the WebUI's infotext writer and parser give it back unchanged.
+
+    The host JSON-quotes values containing ``,``, ``:`` or a newline; anything else is written raw, and its parser then
+    loses surrounding spaces, mangles a leading quote and drops empty values. Those cases are JSON-quoted here instead.
+    """
+    if any(c in text for c in ",:\n"):
+        return text  # the host quotes it
+    if text == "" or text != text.strip() or text.startswith('"') or any(ord(c) < 32 for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
 def _infotext_value(arg: Arg, value: object) -> object:
+    if arg.kind in ("text", "model"):
+        return infotext_text(str(value))
     if arg.kind == "choice":
         return arg.choice_label(str(value))
     if arg.kind == "float":
@@ -328,11 +346,11 @@ def _infotext_value(arg: Arg, value: object) -> object:
 
 
 def to_infotext(config: JobConfig) -> dict[str, object]:
-    """Return ``{infotext key: value}`` for every argument; empty texts are left out."""
+    """Return ``{infotext key: value}`` for every argument; texts that are empty by default are left out when empty."""
     result: dict[str, object] = {}
     for arg in ARGS:
         value = getattr(config, arg.key)
-        if arg.kind in ("text", "model") and value == "":
+        if arg.kind in ("text", "model") and value == arg.default == "":
             continue
         result[arg.infotext] = _infotext_value(arg, value)
     return result
@@ -384,3 +402,9 @@ def markdown_table() -> str:
             shown = f"`{default}`"
         lines.append(f"| {index} | {arg.label} | {kinds[arg.kind]} | {shown} | {_range_text(arg)} | `{arg.infotext}` |")
     return "\n".join(lines)
+
+
+def tooltips_js() -> str:
+    """Return the tooltip map of ``javascript/interstable.js`` (a test keeps the file equal to it)."""
+    entries = ",\n".join(f"    {arg.key}: {json.dumps(arg.help)}" for arg in ARGS)
+    return "const interstableTooltips = {\n" + entries + ",\n};"

@@ -45,16 +45,17 @@ def _given_count(p: Any, script: Any, args: Sequence[object]) -> int:
     """
     full, runner = getattr(p, "script_args", None), getattr(p, "scripts", None)
     inputs = getattr(runner, "inputs", None)
-    if full is None or inputs is None:
+    slots = getattr(script, "args_to", None), getattr(script, "args_from", None)
+    if full is None or inputs is None or None in slots:
         return len(args)
-    extra = len(full) - len(inputs)
-    if extra > 0:
+    given = slots[0] - slots[1] + len(full) - len(inputs)
+    if given > len(ARGS):
         raise ConfigError(
             "script_args",
-            f"{len(args) + extra} values",
+            f"{given} values",
             f"expected at most {len(ARGS)} in the order of GET /sdapi/v1/script-info (see the README's table)",
         )
-    return len(args) + extra
+    return max(given, 0)
 
 
 def parse_args(p: Any, script: Any, args: Sequence[object]) -> JobConfig:

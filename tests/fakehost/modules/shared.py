@@ -25,20 +25,39 @@ cmd_opts = argparse.Namespace(
     models_dir=None,
 )
 
-opts = Options()
-# Host options our extension reads (defaults as in A1111 v1.10.1 shared_options.py).
-for _key, _default in {
-    "img2img_background_color": "#ffffff",
-    "CLIP_stop_at_last_layers": 1,
-    "enable_pnginfo": True,
-    "return_grid": True,
-    "samples_save": True,
-    "samples_format": "png",
-    "interrogate_keep_models_in_memory": False,
-    "live_previews_enable": True,
-}.items():
-    opts.add_option(_key, OptionInfo(_default, _key))
 
+def _new_opts() -> Options:
+    options = Options()
+    # Host options our extension reads (defaults as in A1111 v1.10.1 shared_options.py).
+    for _key, _default in {
+        "img2img_background_color": "#ffffff",
+        "CLIP_stop_at_last_layers": 1,
+        "enable_pnginfo": True,
+        "return_grid": True,
+        "samples_save": True,
+        "samples_format": "png",
+        "interrogate_keep_models_in_memory": False,
+        "live_previews_enable": True,
+    }.items():
+        options.add_option(_key, OptionInfo(_default, _key))
+    return options
+
+
+def reset() -> None:
+    """Give every test a fresh host: options, state, interrogators and call records."""
+    global opts, state, interrogator
+    from modules import deepbooru, devices, processing, sd_models
+
+    opts = _new_opts()
+    state = State()
+    interrogator = interrogate.InterrogateModels("interrogate")
+    deepbooru.model = deepbooru.DeepDanbooru()
+    devices.torch_gc_calls = 0
+    processing.calls.clear()
+    sd_models.calls.clear()
+
+
+opts = _new_opts()
 state = State()
 interrogator = interrogate.InterrogateModels("interrogate")
 sd_model = object()

@@ -85,6 +85,8 @@ def img2imgapi(runner, request: dict) -> dict:
         **request,
     )
     p.is_api = True
+    p.scripts = runner
+    p.script_args = script_args
     shared.state.begin(job="scripts_img2img")
     try:
         # A selectable script's result is used directly: None fails here as on the host (HOST_CONTRACT.md 2).

@@ -1,0 +1,49 @@
+// InterStable LLM R-Line: tooltips for the script's controls. Everything sits in one closure: no globals.
+// The map is generated from interstable/args.py (tests/unit/test_assets.py keeps them equal).
+(function () {
+  const interstableTooltips = {
+      line_density: "Lines per 512x512 of area; the same density looks the same at any resolution. 0 draws no lines.",
+      line_width_min: "Thinnest line, in pixels at a 512 px short side (scaled with the image).",
+      line_width_max: "Thickest line, in pixels at a 512 px short side (scaled with the image).",
+      line_opacity: "How opaque each line is.",
+      line_color: "Random colours, colours sampled from the image, black, white, or the complement of what lies under the line.",
+      line_style: "Straight segments, polylines or smooth curves.",
+      line_region: "Auto draws only inside the inpaint mask when inpainting, else everywhere.",
+      lines_as_mask: "Use the stroke mask as the inpaint mask, so Stable Diffusion changes only what the lines touched.",
+      show_lined: "Also return the init image with the lines, before sampling.",
+      caption_backend: "Who describes the image for the LLM. None: your prompt is the LLM's only input.",
+      caption_mode: "Only for CLIP Interrogator. Best is slow (several seconds per image even on a GPU).",
+      caption_model: "Only for CLIP Interrogator: the model that writes the caption.",
+      clip_model: "Only for CLIP Interrogator: an OpenCLIP model/pretrained name such as ViT-L-14/openai.",
+      caption_source: "Caption the original image or the image with the lines.",
+      llm_model: "A GGUF file from the LLM models folder; (default) uses the model chosen in Settings.",
+      instruction: "What the LLM should do with the caption; empty uses the default from Settings.",
+      user_prompt_order: "Where your own prompt (kept exactly as you wrote it) goes relative to the LLM's text.",
+      creativity: "How freely the LLM invents (temperature and top-p).",
+      faithfulness: "How closely the LLM keeps to the caption's subject.",
+      token_budget: "The LLM text is cut at a phrase boundary to fit this many CLIP tokens.",
+      prompt_per: "Write a prompt for each image, or one prompt shared by each batch.",
+      describe_lines: "Mention the drawn lines (count, colours, style) to the LLM.",
+      steps: "Sampling steps for this script's runs; 0 keeps the img2img tab's value.",
+      max_tokens: "Upper bound on what the LLM may generate.",
+      use_raw: "Use the four settings below instead of Creativity.",
+      temperature: "LLM temperature (with raw sampling).",
+      top_p: "LLM nucleus sampling (with raw sampling).",
+      top_k: "LLM top-k; 0 disables it (with raw sampling).",
+      repeat_penalty: "Penalty on repeated tokens (with raw sampling).",
+  };
+
+  function applyInterstableTooltips() {
+    const app = gradioApp();
+    for (const [key, text] of Object.entries(interstableTooltips)) {
+      const root = app.querySelector("#script_interstable_llm_rline_" + key);
+      if (!root) continue;
+      root.title = text;
+      root.querySelectorAll("input, textarea, select, label").forEach(function (el) {
+        el.title = text;
+      });
+    }
+  }
+
+  onUiLoaded(applyInterstableTooltips);
+})();

@@ -1,0 +1,27 @@
+"""The static layer: ruff's lint and format checks are part of the test suite, so CI enforces them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"])
+def test_ruff_is_clean(command):
+    ruff = shutil.which("ruff")
+    assert ruff, "ruff is a test dependency (requirements-test.txt)"
+    result = subprocess.run([ruff, *command], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = "python -m pip install -r requirements-test.txt && python -m pytest"
+    assert command in readme
+    assert ci.strip().endswith(command)
