@@ -15,6 +15,11 @@ class InterrogateModels:
         self.fail_with: BaseException | None = None
         self.on_call = None
         self.calls: list[str] = []  # image modes received
+        self.unloads = 0
+
+    def unload(self) -> None:
+        """Moves BLIP and CLIP to the CPU (unless "keep models in VRAM"); the host calls it after interrogate()."""
+        self.unloads += 1
 
     def interrogate(self, pil_image) -> str:
         from modules import shared
