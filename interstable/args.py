@@ -23,6 +23,7 @@ from interstable.errors import ConfigError
 __all__ = [
     "ARGS",
     "ARGS_BY_KEY",
+    "NO_MODEL",
     "Arg",
     "Choice",
     "JobConfig",
@@ -40,6 +41,8 @@ Group = Literal["Lines", "Caption", "Prompt", "Advanced"]
 TEXT_MAX_CHARS = 4000
 DEFAULT_MODEL_LABEL = "(default)"
 """What the model dropdown shows for "use the default model from Settings"; parsed to ``""``."""
+NO_MODEL = "(none)"
+"""The model value that skips the LLM: the prompt is then the caption plus your own prompt."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ ARGS: tuple[Arg, ...] = (
         choices=_choices(("original", "Original image"), ("lined", "Lined image"))),
     # --- Prompt -------------------------------------------------------------------------------------------------
     Arg("llm_model", "LLM model", "model", "", "Prompt", "InterStable LLM model",
-        "A GGUF file from the LLM models folder; (default) uses the model chosen in Settings."),
+        "A GGUF file from the LLM models folder; (default) uses the model chosen in Settings; (none) skips the LLM."),
     Arg("instruction", "Instruction", "text", "", "Prompt", "InterStable instruction",
         "What the LLM should do with the caption; empty uses the default from Settings."),
     Arg("user_prompt_order", "Your prompt goes", "choice", "after", "Prompt", "InterStable user prompt order",
@@ -279,7 +282,9 @@ def _parse_text(arg: Arg, value: object, where: str) -> str:
         raise ConfigError(where, f"{value[:40]}... ({len(value)} characters)", f"at most {TEXT_MAX_CHARS} characters")
     if arg.kind == "model":
         name = value.strip()
-        return "" if name.lower() == DEFAULT_MODEL_LABEL else name
+        if name.lower() in (DEFAULT_MODEL_LABEL, NO_MODEL):
+            return "" if name.lower() == DEFAULT_MODEL_LABEL else NO_MODEL
+        return name
     return value
 
 
@@ -383,7 +388,7 @@ def _range_text(arg: Arg) -> str:
     if arg.kind == "bool":
         return "`true`, `false`"
     if arg.kind == "model":
-        return "a file name from `GET /interstable/v1/models`, or `(default)`"
+        return "a file name from `GET /interstable/v1/models`, `(default)` or `(none)`"
     return f"text, up to {TEXT_MAX_CHARS} characters"
 
 

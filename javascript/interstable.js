@@ -16,7 +16,7 @@
       caption_model: "Only for CLIP Interrogator: the model that writes the caption.",
       clip_model: "Only for CLIP Interrogator: an OpenCLIP model/pretrained name such as ViT-L-14/openai.",
       caption_source: "Caption the original image or the image with the lines.",
-      llm_model: "A GGUF file from the LLM models folder; (default) uses the model chosen in Settings.",
+      llm_model: "A GGUF file from the LLM models folder; (default) uses the model chosen in Settings; (none) skips the LLM.",
       instruction: "What the LLM should do with the caption; empty uses the default from Settings.",
       user_prompt_order: "Where your own prompt (kept exactly as you wrote it) goes relative to the LLM's text.",
       creativity: "How freely the LLM invents (temperature and top-p).",

@@ -21,6 +21,9 @@ class InterStableScript(scripts.Script):
     def ui(self, is_img2img):
         return impl.ui(self, is_img2img)
 
+    def after_component(self, component, **kwargs):
+        impl.after_component(self, component, **kwargs)
+
     def run(self, p, *args):
         return impl.run(self, p, *args)
 

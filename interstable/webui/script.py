@@ -22,18 +22,44 @@ def show(is_img2img: bool) -> bool:
 
 def ui(script: Any, is_img2img: bool) -> list[Any]:
     """Build the controls (no side effects: the host calls this several times)."""
+    from interstable.webui.actions import model_names
     from interstable.webui.ui import build_controls
 
-    return build_controls(script)
+    return build_controls(script, model_choices=model_names())
+
+
+HOST_COMPONENTS = ("img2img_image", "img2img_prompt")
+
+
+def after_component(script: Any, component: Any, **kwargs: Any) -> None:
+    """Remember the img2img tab's image and prompt box (the preview reads them, the copy button writes the prompt)."""
+    elem_id = kwargs.get("elem_id") or getattr(component, "elem_id", None)
+    if elem_id in HOST_COMPONENTS:
+        if not hasattr(script, "interstable_host_components"):
+            script.interstable_host_components = {}
+        script.interstable_host_components[elem_id] = component
 
 
 def register_callbacks() -> None:
     """Hook Settings into the WebUI; called once when the host executes ``scripts/interstable.py``."""
     from modules import script_callbacks
 
-    from interstable.webui import settings
+    from interstable.webui import routes, settings
 
     script_callbacks.on_ui_settings(settings.register)
+    script_callbacks.on_app_started(routes.mount)
+    script_callbacks.on_infotext_pasted(on_infotext_pasted)
+
+
+def on_infotext_pasted(infotext: str, params: dict) -> None:
+    """Pasting a result of this script puts the user's own prompt back into the prompt box.
+
+    The infotext's prompt line is the final (LLM-written) prompt; with ``Script: InterStable LLM R-Line`` present the
+    paste also selects this script, and re-running it must start from what the user wrote, so that the same seed
+    reproduces the same lines and the same prompt. Without the ``Script`` key nothing changes.
+    """
+    if params.get("Script") == TITLE:
+        params["Prompt"] = params.get("InterStable user prompt", "")
 
 
 def _given_count(p: Any, script: Any, args: Sequence[object]) -> int:
@@ -73,13 +99,8 @@ def _check_init_images(p: Any) -> None:
 
 def run(script: Any, p: Any, *args: object) -> Any:
     """Run the job and return a ``Processed`` (also for API calls, which use the result directly)."""
-    from modules import processing
+    from interstable.webui.runner import run_job
 
     config = parse_args(p, script, args)
     _check_init_images(p)
-    from interstable.args import to_infotext
-
-    p.extra_generation_params.update(to_infotext(config))
-    if config.steps:
-        p.steps = config.steps
-    return processing.process_images(p)
+    return run_job(p, config)

@@ -23,6 +23,7 @@ class Settings:
     llm_dir: Path
     default_model: str
     gpu_layers: str
+    llm_threads: int
     unload_policy: str
     memory_policy: str
     default_instruction: str
@@ -37,6 +38,7 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
         "interstable_llm_dir": ("", "LLM models folder (empty: models/LLM under the WebUI folder)", "Textbox", {}),
         "interstable_default_model": ("", "Default LLM model (a .gguf file name in that folder)", "Textbox", {}),
         "interstable_gpu_layers": ("auto", "LLM GPU layers: auto, 0 (CPU only), -1 (all) or a number", "Textbox", {}),
+        "interstable_llm_threads": (0, "LLM CPU threads (0: automatic)", "Slider", {"minimum": 0, "maximum": 64}),
         "interstable_unload": (UNLOAD_POLICIES[0], "After a job, the LLM is", "Radio", {"choices": UNLOAD_POLICIES}),
         "interstable_memory": (MEMORY_POLICIES[0], "GPU memory policy", "Radio", {"choices": MEMORY_POLICIES}),
         "interstable_default_instruction": ("", "Default instruction for the LLM (empty: built-in)", "Textbox", {}),
@@ -48,8 +50,11 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
             {"choices": FAILURE_POLICIES},
         ),
         "interstable_script_infotext": (
-            False,
-            "Write 'Script: InterStable LLM R-Line' into the infotext (pasting then selects the script and re-runs it)",
+            True,
+            (
+                "Write 'Script: InterStable LLM R-Line' into the infotext: pasting selects the script and puts your "
+                "own prompt back, so Generate reproduces the lines and the prompt"
+            ),
             "Checkbox",
             {},
         ),
@@ -89,6 +94,7 @@ def read() -> Settings:
         llm_dir=Path(str(llm_dir)) if llm_dir else Path(models_path) / "LLM",
         default_model=str(opt("interstable_default_model")),
         gpu_layers=str(gpu_layers).strip().lower(),
+        llm_threads=int(opt("interstable_llm_threads")),  # type: ignore[call-overload]
         unload_policy=str(opt("interstable_unload")),
         memory_policy=str(opt("interstable_memory")),
         default_instruction=str(opt("interstable_default_instruction")),

@@ -7,10 +7,11 @@ not positional arguments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from interstable.args import ARGS, DEFAULT_MODEL_LABEL, Arg
+from interstable.args import ARGS, DEFAULT_MODEL_LABEL, NO_MODEL, Arg
+from interstable.webui.actions import wire
 
 GROUPS = ("Lines", "Caption", "Prompt", "Advanced")
 
@@ -27,7 +28,7 @@ def _control(arg: Arg, elem_id: str, *, model_choices: Sequence[str]) -> Any:
         labels = [c.label for c in arg.choices]
         return gr.Dropdown(choices=labels, value=arg.choice_label(str(arg.default)), type="value", **common)
     if arg.kind == "model":
-        choices = [DEFAULT_MODEL_LABEL, *model_choices]
+        choices = [DEFAULT_MODEL_LABEL, NO_MODEL, *model_choices]
         return gr.Dropdown(choices=choices, value=DEFAULT_MODEL_LABEL, type="value", allow_custom_value=True, **common)
     lines = 3 if arg.key == "instruction" else 1
     return gr.Textbox(value=arg.default, lines=lines, max_lines=12, **common)
@@ -47,6 +48,26 @@ def build_controls(script: Any, *, model_choices: Sequence[str] = ()) -> list[An
                 for arg in ARGS:
                     if arg.group == group:
                         controls[arg.key] = _control(arg, script.elem_id(arg.key), model_choices=model_choices)
-    ordered = [controls[arg.key] for arg in ARGS]
-    script.infotext_fields = [(controls[arg.key], arg.infotext) for arg in ARGS]
+        ordered = [controls[arg.key] for arg in ARGS]
+        wire(script, ordered, controls)
+    script.infotext_fields = [(controls[arg.key], paste_value(arg)) for arg in ARGS]
     return ordered
+
+
+def paste_value(arg: Arg) -> Callable[[dict], object]:
+    """The paste-back reader of one control (a callable infotext field, HOST_CONTRACT.md 2).
+
+    Pasting an infotext made by this script sets every control: a key that is missing means the default (empty texts
+    are not written). An infotext from anything else leaves the controls alone.
+    """
+    default = DEFAULT_MODEL_LABEL if arg.kind == "model" else arg.default
+    if arg.kind == "choice":
+        default = arg.choice_label(str(arg.default))
+
+    def read(params: dict) -> object:
+        if not any(str(key).startswith("InterStable ") for key in params):
+            return None
+        return params.get(arg.infotext, default)
+
+    read.infotext_key = arg.infotext  # type: ignore[attr-defined]
+    return read

@@ -12,6 +12,8 @@ from PIL import Image
 from interstable.args import ARGS, JobConfig, from_infotext, to_infotext
 from interstable.errors import ConfigError, InputImageError
 
+pytestmark = pytest.mark.usefixtures("host")
+
 NON_DEFAULT = {
     "line_density": 12.5,
     "line_width_min": 1.5,
@@ -83,7 +85,8 @@ def test_ui_run_returns_processed_with_interstable_infotext(runner, script):
     processed = _ui_run(runner, script, _img2img(), [c.value for c in script.controls])
     assert len(processed.images) == len(processed.infotexts) == 1
     params = infotext_utils.parse_generation_parameters(processed.infotexts[0])
-    assert from_infotext(params) == JobConfig.defaults()
+    # the default model is recorded by its name, so that pasting picks the same model
+    assert from_infotext(params) == JobConfig.defaults().replace(llm_model="tiny-mistral.gguf")
     assert processed.images[0].info["parameters"] == processed.infotexts[0]
 
 

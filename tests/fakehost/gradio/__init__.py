@@ -18,6 +18,9 @@ class _Context:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.children = []
+        self.elem_id = kwargs.get("elem_id")
+        if _blocks_stack:
+            _blocks_stack[-1].children.append(self)
 
     def __enter__(self):
         _blocks_stack.append(self)

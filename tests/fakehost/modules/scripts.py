@@ -53,6 +53,9 @@ class Script:
     def run(self, p, *args):
         pass
 
+    def after_component(self, component, **kwargs):
+        pass
+
     def elem_id(self, item_id):
         need_tabname = self.show(True) == self.show(False)
         tabkind = "img2img" if self.is_img2img else "txt2img"
@@ -118,6 +121,15 @@ class ScriptRunner:
 
     def setup_ui(self):
         with gr.Blocks():
+            # The tab's own components exist before the scripts' UI; every script's after_component() sees them with
+            # the constructor's keyword arguments (modules/scripts.py: ScriptRunner.after_component).
+            self.host_components = {
+                "img2img_image": gr.Image(elem_id="img2img_image", label="Image for img2img", type="pil"),
+                "img2img_prompt": gr.Textbox(elem_id="img2img_prompt", label="Prompt", lines=3),
+            }
+            for component in self.host_components.values():
+                for script in self.scripts:
+                    script.after_component(component, elem_id=component.elem_id, label=component.label)
             for script in self.selectable_scripts:
                 self.create_script_ui(script)
         return self.inputs

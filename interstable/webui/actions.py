@@ -1,0 +1,143 @@
+"""What the script's buttons do: refresh the model list, fill an instruction preset, preview without sampling, copy
+the last prompt into the img2img prompt box, and download the default model on request.
+
+The handlers take and return plain values (and ``gr.update`` dicts), so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from interstable.args import DEFAULT_MODEL_LABEL, NO_MODEL, from_script_args
+from interstable.errors import ConfigError, InterStableError
+
+logger = logging.getLogger("interstable")
+
+_last_prompt = [""]
+
+
+def remember_prompt(prompt: str) -> None:
+    """Keep the final prompt of the latest job or preview for the "copy" button."""
+    _last_prompt[0] = prompt
+
+
+def last_prompt() -> str:
+    """The final prompt of the latest job or preview ("" before the first)."""
+    return _last_prompt[0]
+
+
+def model_names() -> list[str]:
+    """The ``.gguf`` names in the LLM models folder (an unusable folder gives none, logged)."""
+    from interstable import models
+    from interstable.webui import settings
+
+    try:
+        return [m.name for m in models.list_models(settings.read().llm_dir)]
+    except ConfigError as exc:
+        logger.warning("InterStable: %s", exc)
+        return []
+
+
+def refresh_models(current: str) -> dict:
+    """New choices for the model dropdown; the current choice stays selected."""
+    import gradio as gr
+
+    return gr.update(choices=[DEFAULT_MODEL_LABEL, NO_MODEL, *model_names()], value=current)
+
+
+def preset_text(name: str) -> str:
+    """The instruction text of a preset."""
+    from interstable.prompting import PRESETS
+
+    return PRESETS.get(name, "")
+
+
+def preview(image: Any, prompt: str, *values: object) -> tuple[Any, str, str, str]:
+    """Lines, caption and prompt for the img2img tab's image, without sampling.
+
+    Returns:
+        The lined image, the caption, the final prompt and a status line (an error message on failure: the
+        preview shows it instead of raising, and nothing the user wrote is touched).
+    """
+    if image is None:
+        return None, "", "", "Drop an image into the img2img tab first."
+    from modules.call_queue import queue_lock
+
+    from interstable.pipeline import ImageInput, run_pipeline
+    from interstable.webui import resources, settings
+
+    try:
+        config = from_script_args(list(values))
+        current = settings.read()
+        job = resources.prepare(config, current)
+        policy = "continue" if current.failure_policy == settings.FAILURE_POLICIES[1] else "error"
+        with queue_lock:
+            try:
+                (outcome,) = run_pipeline(
+                    [ImageInput(image=image, seed=0)],
+                    config,
+                    user_prompt=prompt or "",
+                    resources=job.resources,
+                    policy=policy,  # type: ignore[arg-type]
+                )
+            finally:
+                job.finish()
+    except InterStableError as exc:
+        return None, "", "", f"Preview failed: {exc}"
+    remember_prompt(outcome.prompt)
+    status = f"{outcome.lined.count} lines (preview seed 0)"
+    if outcome.failures:
+        status += "; " + "; ".join(outcome.failures)
+    return outcome.lined.image, outcome.caption, outcome.prompt, status
+
+
+def download_default_model() -> str:
+    """Download the default model into the LLM models folder (an explicit button press); returns a status line."""
+    from interstable import models
+    from interstable.webui import settings
+
+    folder = settings.read().llm_dir
+    try:
+        path = models.download_model(folder)
+    except InterStableError as exc:
+        return f"Download failed: {exc}"
+    return f"Downloaded and verified {path.name} in {folder}. Press the refresh button next to LLM model."
+
+
+def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
+    """Create the buttons and the preview area and connect them (none of them is a script argument)."""
+    import gradio as gr
+
+    from interstable.prompting import DEFAULT_PRESET, PRESETS
+
+    host = getattr(script, "interstable_host_components", {})
+    with gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")):
+        with gr.Row():
+            preview_button = gr.Button(value="Preview lines, caption and prompt", elem_id=script.elem_id("preview"))
+            copy_button = gr.Button(value="Copy the last prompt to the prompt box", elem_id=script.elem_id("copy"))
+        with gr.Row():
+            lined = gr.Image(label="Lined image", interactive=False, elem_id=script.elem_id("preview_image"))
+            with gr.Column():
+                text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
+                caption = gr.Textbox(label="Caption", elem_id=script.elem_id("preview_caption"), **text)
+                prompt = gr.Textbox(label="Prompt", lines=4, elem_id=script.elem_id("preview_prompt"), **text)
+                status = gr.Textbox(label="Status", interactive=False, elem_id=script.elem_id("preview_status"),
+                                    elem_classes=["interstable-status"])  # fmt: skip
+    with gr.Accordion("Models and presets", open=False, elem_id=script.elem_id("tools_section")):
+        with gr.Row():
+            preset = gr.Dropdown(choices=list(PRESETS), value=DEFAULT_PRESET, label="Instruction preset",
+                                 elem_id=script.elem_id("preset"))  # fmt: skip
+            refresh = gr.Button(value="Refresh the model list", elem_id=script.elem_id("refresh"))
+            download = gr.Button(value="Download the default model (4.4 GB)", elem_id=script.elem_id("download"))
+        tool_status = gr.Textbox(label="", interactive=False, elem_id=script.elem_id("tools_status"),
+                                 elem_classes=["interstable-status"])  # fmt: skip
+    preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
+    refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"]])
+    download.click(fn=download_default_model, inputs=[], outputs=[tool_status])
+    image_input, prompt_box = host.get("img2img_image"), host.get("img2img_prompt")
+    if image_input is not None and prompt_box is not None:
+        preview_button.click(fn=preview, inputs=[image_input, prompt_box, *controls],
+                             outputs=[lined, caption, prompt, status])  # fmt: skip
+        copy_button.click(fn=last_prompt, inputs=[], outputs=[prompt_box])

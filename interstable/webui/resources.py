@@ -1,0 +1,181 @@
+"""The models a job uses inside the WebUI: captioners, the LLM, the caption cache and the CLIP token counter.
+
+Captioners and the caption cache live for the whole WebUI process (a clip-interrogator model is slow to build);
+the LLM lives in :mod:`interstable.llm`'s process-wide cache and is closed after each job or kept, by setting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interstable.args import NO_MODEL, JobConfig
+from interstable.captioning import CaptionCache, Captioner, CaptionSettings
+from interstable.errors import ModelError, ModelNotFoundError
+from interstable.pipeline import Resources, caption_settings
+from interstable.prompting import approx_clip_tokens
+from interstable.webui.hooks import HostHooks
+from interstable.webui.memory import GpuTimeShare
+from interstable.webui.settings import UNLOAD_POLICIES, Settings
+
+logger = logging.getLogger("interstable")
+
+_captioners: dict[tuple[str, ...], Captioner] = {}
+_cache = CaptionCache(64)
+
+
+@dataclass
+class ModelInfo:
+    """What the infotext records about the LLM of a job."""
+
+    llm_name: str = ""
+    llm_hash: str = ""
+
+
+@dataclass
+class JobModels:
+    """Everything :func:`interstable.pipeline.run_pipeline` needs for one job, plus the clean-up."""
+
+    resources: Resources
+    hooks: HostHooks
+    info: ModelInfo = field(default_factory=ModelInfo)
+
+    def finish(self) -> None:
+        """Free what the job no longer needs (called once sampling is over)."""
+        from modules import devices
+
+        devices.torch_gc()
+
+
+def forget_models() -> None:
+    """Drop the process-wide captioners and captions (the LLM cache is :func:`interstable.llm.close_all`)."""
+    _captioners.clear()
+    _cache.clear()
+
+
+def caption_cache(max_items: int) -> CaptionCache:
+    """The process-wide caption cache, resized to ``max_items`` when the setting changed."""
+    global _cache  # noqa: PLW0603 (one cache per WebUI process)
+    if _cache.max_items != max_items:
+        _cache = CaptionCache(max_items)
+    return _cache
+
+
+def captioner_for(settings: CaptionSettings) -> Captioner | None:
+    """The captioner for ``settings``, built once per process and reused (None for the "none" backend)."""
+    if settings.backend == "none":
+        return None
+    key = settings.cache_fields()
+    if key not in _captioners:
+        from interstable.webui.interrogators import make_host_captioner
+
+        _captioners[key] = make_host_captioner(settings)
+    return _captioners[key]
+
+
+def host_token_counter() -> Callable[[str], int]:
+    """Count tokens with the loaded checkpoint's own CLIP tokenizer; the approximation when it has none (SDXL)."""
+    from modules import shared
+
+    tokenize = getattr(getattr(getattr(shared, "sd_model", None), "cond_stage_model", None), "tokenize", None)
+    if not callable(tokenize):
+        return approx_clip_tokens
+
+    def count(text: str) -> int:
+        try:
+            return len(tokenize([text])[0])
+        except Exception:  # a model whose tokenize() differs: an honest approximation beats failing the job
+            return approx_clip_tokens(text)
+
+    return count
+
+
+def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | None:
+    """The name and GGUF file of the job's LLM (None when the LLM is switched off with ``(none)``).
+
+    Raises:
+        ModelNotFoundError: No such model, or no model at all in the folder.
+        ConfigError: The name tries to leave the models folder.
+    """
+    from interstable import models
+
+    if config.llm_model == NO_MODEL:
+        return None
+    name = config.llm_model or settings.default_model
+    if not name:
+        found = models.list_models(settings.llm_dir)
+        if not found:
+            raise ModelNotFoundError(
+                f"no .gguf model in {settings.llm_dir}: put one there (for example {models.DEFAULT_FILE} from "
+                f"https://huggingface.co/{models.DEFAULT_REPO}), or choose (none) as LLM model to skip the LLM"
+            )
+        name = found[0].name
+    path = models.resolve_model(name, settings.llm_dir)
+    if not name.lower().endswith(".gguf"):
+        name += ".gguf"
+    return name.strip().replace("\\", "/"), path
+
+
+def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
+    def open_writer() -> Any:
+        from interstable.llm import LlamaPromptWriter, LoadSettings
+
+        layers = memory.llm_gpu_layers(settings.gpu_layers)
+        n_gpu_layers: int | str = layers if layers == "auto" else int(layers)
+        threads = settings.llm_threads or None
+        load = LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
+        return LlamaPromptWriter(path, load=load)
+
+    return open_writer
+
+
+def _close_writer(settings: Settings) -> Callable[[Any], None]:
+    def close(writer: Any) -> None:
+        if settings.unload_policy == UNLOAD_POLICIES[0]:
+            writer.close()
+
+    return close
+
+
+def _failing(exc: ModelError) -> Callable[[], Any]:
+    def open_writer() -> Any:
+        raise exc
+
+    return open_writer
+
+
+def prepare(config: JobConfig, settings: Settings) -> JobModels:
+    """Resolve the job's models (nothing is loaded yet: loading happens in the pipeline's stages)."""
+    from interstable import models
+
+    info = ModelInfo()
+    memory = GpuTimeShare(policy=settings.memory_policy)
+    open_writer: Callable[[], Any] | None
+    try:
+        resolved = resolve_llm(config, settings)
+    except ModelError as exc:
+        open_writer = _failing(exc)  # the failure policy decides, inside the prompt stage
+    else:
+        if resolved is None:
+            open_writer = None
+        else:
+            info.llm_name, path = resolved
+            info.llm_hash = models.file_sha256(path)[:10]
+            memory.llm_bytes = path.stat().st_size
+            memory.llm_wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
+            open_writer = _writer_factory(path, settings, memory)
+    from modules import shared
+
+    resources = Resources(
+        captioner=captioner_for(caption_settings(config)),
+        open_writer=open_writer,
+        close_writer=_close_writer(settings),
+        count_tokens=host_token_counter(),
+        cache=caption_cache(settings.caption_cache_size),
+        default_instruction=settings.default_instruction,
+        background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
+    )
+    return JobModels(resources=resources, hooks=HostHooks(memory), info=info)

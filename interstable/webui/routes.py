@@ -1,0 +1,219 @@
+"""The extension's own HTTP routes, ``/interstable/v1/...``, added from ``script_callbacks.on_app_started``.
+
+- ``GET /interstable/v1/models``: the ``.gguf`` files in the LLM models folder (names, sizes; hashes on request).
+- ``GET /interstable/v1/status``: versions, GPU offload, models folder, whether a model is found, free VRAM.
+- ``POST /interstable/v1/preview``: an image and the script's arguments -> the lined image, the caption and the
+  prompt, without sampling. It holds the WebUI's queue lock, like generation does.
+
+Routes added this way get neither the WebUI's ``--api-auth`` check nor its queue lock (HOST_CONTRACT.md 6.8): both are
+applied here. Request and response models use only what pydantic 1 (A1111) and 2 (Forge) share. This module has no
+``from __future__ import annotations``: FastAPI must see the real annotation objects of the route functions.
+"""
+
+import base64
+import binascii
+import io
+import logging
+import secrets
+from typing import Any
+
+from interstable import __version__
+from interstable.errors import ConfigError, InputImageError, InterStableError, JobInterrupted, ModelError
+
+logger = logging.getLogger("interstable")
+
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+def decode_image(data: str, *, field: str = "image") -> Any:
+    """Decode a base64 (or data-URI) image sent by an API client.
+
+    Raises:
+        InputImageError: Not base64, not an image, truncated, or larger than 16384x16384.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(data, str) or not data.strip():
+        raise InputImageError(f"{field}: no image was sent; send a base64-encoded PNG, JPEG or WebP")
+    payload = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
+    try:
+        raw = base64.b64decode(payload, validate=False)
+        image = Image.open(io.BytesIO(raw))
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise InputImageError(f"{field}: {image.width}x{image.height} is larger than 16384x16384; scale it down")
+        image.load()
+    except InputImageError:
+        raise
+    except (binascii.Error, UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputImageError(
+            f"{field}: not a readable image ({exc.__class__.__name__}: {exc}); send a complete base64-encoded PNG, "
+            "JPEG or WebP"
+        ) from exc
+    return image
+
+
+def encode_png(image: Any) -> str:
+    """Base64 PNG of ``image``."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def status() -> dict:
+    """What ``GET /interstable/v1/status`` reports."""
+    import importlib.metadata
+
+    from interstable import models
+    from interstable.webui import memory, settings
+
+    current = settings.read()
+    try:
+        llama_version: str | None = importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        llama_version = None
+    gpu_offload = False
+    if llama_version:
+        try:
+            import llama_cpp
+
+            gpu_offload = bool(llama_cpp.llama_supports_gpu_offload())
+        except Exception:  # a broken llama_cpp build: reported as no offload, the version says the rest
+            gpu_offload = False
+    try:
+        found = [m.name for m in models.list_models(current.llm_dir)]
+    except ConfigError:
+        found = []
+    default = current.default_model or (found[0] if found else None)
+    free = memory.free_vram()
+    return {
+        "extension": "interstable",
+        "version": __version__,
+        "llama_cpp": llama_version,
+        "gpu_offload": gpu_offload,
+        "models_dir": str(current.llm_dir),
+        "models": found,
+        "default_model": default,
+        "model_found": default in found if default else False,
+        "free_vram": free or None,
+        "host": memory.host_kind(),
+    }
+
+
+def check_auth(credentials: Any) -> None:
+    """Apply the WebUI's ``--api-auth user:pass[,user2:pass2]`` to our routes (constant-time compare)."""
+    from fastapi import HTTPException
+    from modules import shared
+
+    configured = getattr(shared.cmd_opts, "api_auth", None)
+    if not configured:
+        return
+    pairs = dict(item.strip().split(":", 1) for item in configured.split(",") if ":" in item)
+    if credentials is not None and credentials.username in pairs:
+        expected = pairs[credentials.username]
+        if secrets.compare_digest(credentials.password.encode(), expected.encode()):
+            return
+    raise HTTPException(status_code=401, detail="Incorrect username or password", headers={"WWW-Authenticate": "Basic"})
+
+
+def preview(image_b64: str, script_args: list, *, prompt: str, seed: int, mask_b64: str | None) -> dict:
+    """Run lines, caption and prompt on one image without sampling (what the preview route answers)."""
+    import random
+
+    from interstable.args import from_script_args
+    from interstable.pipeline import ImageInput, run_pipeline
+    from interstable.webui import resources, settings
+
+    config = from_script_args(script_args)
+    image = decode_image(image_b64)
+    mask = decode_image(mask_b64, field="mask") if mask_b64 else None
+    seed = random.randrange(2**32 - 1) if seed == -1 else seed
+    current = settings.read()
+    job = resources.prepare(config, current)
+    policy = "continue" if current.failure_policy == settings.FAILURE_POLICIES[1] else "error"
+    try:
+        (outcome,) = run_pipeline(
+            [ImageInput(image=image, seed=seed, region=mask if config.line_region == "auto" else None)],
+            config,
+            user_prompt=prompt,
+            resources=job.resources,
+            hooks=job.hooks,
+            policy=policy,  # type: ignore[arg-type]
+        )
+    finally:
+        job.finish()
+    return {
+        "lined_image": encode_png(outcome.lined.image),
+        "stroke_mask": encode_png(outcome.lined.mask),
+        "lines": outcome.lined.count,
+        "caption": outcome.caption,
+        "llm_text": outcome.llm_text,
+        "prompt": outcome.prompt,
+        "seed": seed,
+        "line_seed": outcome.line_seed,
+        "llm_seed": outcome.llm_seed,
+        "llm_model": job.info.llm_name or None,
+        "failures": list(outcome.failures),
+    }
+
+
+def _http_error(exc: Exception) -> Any:
+    from fastapi import HTTPException
+
+    if isinstance(exc, (ConfigError, InputImageError)):
+        return HTTPException(status_code=422, detail=str(exc))
+    if isinstance(exc, ModelError):
+        return HTTPException(status_code=409, detail=str(exc))
+    if isinstance(exc, JobInterrupted):
+        return HTTPException(status_code=409, detail="interrupted")
+    return HTTPException(status_code=500, detail=f"{exc.__class__.__name__}: {exc}")
+
+
+def mount(demo: Any, app: Any) -> None:
+    """Add the routes to the WebUI's FastAPI ``app`` (an ``on_app_started`` callback; ``demo`` is None with
+    ``--nowebui``)."""
+    from fastapi import Depends
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+    from pydantic import BaseModel, Field
+
+    basic = HTTPBasic(auto_error=False)
+
+    def auth(credentials: HTTPBasicCredentials | None = Depends(basic)) -> None:  # noqa: B008 (FastAPI idiom)
+        check_auth(credentials)
+
+    class PreviewRequest(BaseModel):
+        image: str = Field(..., description="The init image, base64 (PNG, JPEG, WebP) or a data URI")
+        script_args: list[Any] = Field(default_factory=list, description="The script's arguments, in ui() order")
+        prompt: str = Field("", description="Your prompt, kept verbatim in the final prompt")
+        seed: int = Field(-1, description="The image seed; -1 picks one")
+        mask: str | None = Field(None, description="An inpaint mask (white = inside) to keep the lines in")
+
+    @app.get("/interstable/v1/status", dependencies=[Depends(auth)])
+    def get_status() -> dict:
+        return status()
+
+    @app.get("/interstable/v1/models", dependencies=[Depends(auth)])
+    def get_models(hashes: bool = False) -> dict:
+        from interstable import models
+        from interstable.webui import settings
+
+        current = settings.read()
+        try:
+            listed = models.list_models(current.llm_dir)
+        except ConfigError as exc:
+            raise _http_error(exc) from exc
+        return {
+            "folder": str(current.llm_dir),
+            "default": current.default_model or (listed[0].name if listed else None),
+            "models": [m.to_dict(with_hash=hashes) for m in listed],
+        }
+
+    @app.post("/interstable/v1/preview", dependencies=[Depends(auth)])
+    def post_preview(request: PreviewRequest) -> dict:
+        from modules.call_queue import queue_lock
+
+        with queue_lock:
+            try:
+                return preview(request.image, request.script_args, prompt=request.prompt, seed=request.seed,
+                               mask_b64=request.mask)  # fmt: skip
+            except InterStableError as exc:
+                raise _http_error(exc) from exc

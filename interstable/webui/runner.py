@@ -1,0 +1,212 @@
+"""``run()`` of the script: one job of img2img with per-image lines, captions and LLM prompts.
+
+The host's ``process_images`` runs once per batch (once per image when the strokes become the inpaint mask), with the
+lined images as init images and a list prompt, and the results are merged into one ``Processed`` whose images,
+infotexts, seeds and prompts line up (HOST_CONTRACT.md 10.5).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from interstable import TITLE
+from interstable.args import JobConfig, infotext_text, to_infotext
+from interstable.errors import InputImageError, JobInterrupted
+from interstable.pipeline import ImageInput, ImageOutcome, run_pipeline
+from interstable.webui import actions
+from interstable.webui import resources as job_resources
+from interstable.webui import settings as settings_module
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = logging.getLogger("interstable")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How the job's images are grouped into ``process_images`` calls."""
+
+    batch_size: int
+    n_iter: int
+    seeds: list[int]
+    subseeds: list[int]
+    groups: list[list[int]]
+
+
+def _layout(p: Any, config: JobConfig) -> _Layout:
+    from modules import processing
+
+    processing.fix_seed(p)
+    init_count = len(p.init_images)
+    batch_size = int(p.batch_size)
+    if init_count > batch_size:
+        raise InputImageError(
+            f"{init_count} init images were given for a batch size of {batch_size}; "
+            "send one image, or at most batch size images"
+        )
+    if 1 < init_count < batch_size:
+        batch_size = init_count  # the host shrinks the batch the same way
+    n_iter = int(p.n_iter)
+    total = batch_size * n_iter
+    variation = float(getattr(p, "subseed_strength", 0) or 0) != 0
+    seeds = [int(p.seed) + (0 if variation else i) for i in range(total)]
+    subseeds = [int(p.subseed) + i for i in range(total)]
+    if config.lines_as_mask:
+        groups = [[i] for i in range(total)]  # every image has its own stroke mask
+    else:
+        groups = [list(range(start, start + batch_size)) for start in range(0, total, batch_size)]
+    return _Layout(batch_size, n_iter, seeds, subseeds, groups)
+
+
+def _region(p: Any, config: JobConfig, size: tuple[int, int]) -> Image.Image | None:
+    mask = getattr(p, "image_mask", None)
+    if mask is None or config.line_region != "auto":
+        return None
+    from PIL import Image, ImageOps
+
+    region = mask.convert("L") if mask.mode not in ("L", "1") else mask
+    if getattr(p, "inpainting_mask_invert", 0):
+        region = ImageOps.invert(region.convert("L"))
+    if region.size != size:
+        region = region.resize(size, Image.Resampling.NEAREST)  # the host resizes both to width x height
+    return region
+
+
+def _inputs(p: Any, config: JobConfig, layout: _Layout) -> list[ImageInput]:
+    images = p.init_images
+    inputs = []
+    for i, seed in enumerate(layout.seeds):
+        image = images[i % layout.batch_size] if len(images) > 1 else images[0]
+        inputs.append(ImageInput(image=image, seed=seed, region=_region(p, config, image.size)))
+    return inputs
+
+
+def _user_prompts(p: Any, total: int) -> list[str]:
+    prompt = p.prompt
+    if isinstance(prompt, list):
+        return [str(prompt[i % len(prompt)]) if prompt else "" for i in range(total)]
+    return [str(prompt or "")] * total
+
+
+def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_resources.JobModels) -> dict:
+    def column(values: list[object]) -> list[object] | None:
+        return values if any(v not in (None, "") for v in values) else None
+
+    params: dict[str, object] = {
+        "InterStable caption": column([infotext_text(o.caption) if o.caption else None for o in outcomes]),
+        "InterStable user prompt": column([infotext_text(u) if u else None for u in users]),
+        "InterStable lines": [o.lined.count for o in outcomes],
+        "InterStable line seed": [o.line_seed for o in outcomes],
+        "InterStable failure": column([infotext_text("; ".join(o.failures)) if o.failures else None for o in outcomes]),
+    }
+    if info.llm_name:
+        params["InterStable LLM model"] = info.llm_name
+        params["InterStable LLM hash"] = info.llm_hash
+        params["InterStable LLM seed"] = [o.llm_seed for o in outcomes]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def run_job(p: Any, config: JobConfig) -> Any:
+    """Run one job and return the merged ``Processed``."""
+    from modules import shared
+
+    settings = settings_module.read()
+    layout = _layout(p, config)
+    inputs = _inputs(p, config, layout)
+    shared.state.job_count = len(layout.groups) + 2  # captions, prompts, then each sampling call
+    job = _Run(p, config, settings, layout, job_resources.prepare(config, settings), _user_prompts(p, len(inputs)))
+    try:
+        outcomes = job.prepare(inputs)
+    except JobInterrupted:
+        logger.info("InterStable: interrupted before sampling; no images were made")
+        job.models.finish()
+        return job.processed([], [], [], [])
+    return job.sample(outcomes)
+
+
+@dataclass
+class _Run:
+    p: Any
+    config: JobConfig
+    settings: settings_module.Settings
+    layout: _Layout
+    models: job_resources.JobModels
+    users: list[str]
+
+    def prepare(self, inputs: list[ImageInput]) -> list[ImageOutcome]:
+        policy = "continue" if self.settings.failure_policy == settings_module.FAILURE_POLICIES[1] else "error"
+        common = {"resources": self.models.resources, "hooks": self.models.hooks, "policy": policy}
+        if len(set(self.users)) == 1:
+            return run_pipeline(
+                inputs, self.config, user_prompt=self.users[0], group_size=self.layout.batch_size, **common
+            )
+        logger.info("InterStable: a list prompt was given; image i uses prompt i")
+        outcomes: list[ImageOutcome] = []
+        for item, user in zip(inputs, self.users, strict=True):
+            outcomes += run_pipeline([item], self.config, user_prompt=user, **common)
+        return outcomes
+
+    def sample(self, outcomes: list[ImageOutcome]) -> Any:
+        from modules import processing, shared
+
+        p, config = self.p, self.config
+        original = {k: getattr(p, k) for k in ("prompt", "seed", "subseed", "batch_size", "n_iter", "init_images")}
+        original_mask = getattr(p, "image_mask", None)
+        base_params = {**p.extra_generation_params, **to_infotext(config)}
+        if self.settings.emit_script_key:
+            base_params["Script"] = TITLE
+        if config.steps:
+            p.steps = config.steps
+        images, infotexts, prompts, seeds, lined_extra = [], [], [], [], []
+        try:
+            for group in self.layout.groups:
+                if shared.state.skipped:
+                    shared.state.skipped = False
+                if shared.state.interrupted or getattr(shared.state, "stopping_generation", False):
+                    break
+                chosen = [outcomes[i] for i in group]
+                p.init_images = [o.lined.image for o in chosen]
+                p.prompt = [o.prompt for o in chosen]
+                p.batch_size, p.n_iter = len(group), 1
+                p.seed, p.subseed = self.layout.seeds[group[0]], self.layout.subseeds[group[0]]
+                if config.lines_as_mask:
+                    p.image_mask = chosen[0].lined.mask
+                    p.inpainting_mask_invert = 0
+                users = [self.users[i] for i in group]
+                p.extra_generation_params = {**base_params, **_per_image_params(chosen, users, self.models.info)}
+                processed = processing.process_images(p)
+                count = len(processed.images)
+                images += processed.images
+                infotexts += processed.infotexts
+                prompts += processed.all_prompts[:count]
+                seeds += processed.all_seeds[:count]
+                if config.show_lined:
+                    lined_extra += list(zip([o.lined.image for o in chosen], processed.infotexts, strict=False))
+        finally:
+            for key, value in original.items():
+                setattr(p, key, value)
+            p.image_mask = original_mask
+            p.extra_generation_params = base_params
+            self.models.finish()
+        for image, text in lined_extra:
+            images.append(image)
+            infotexts.append(text)
+        if prompts:
+            actions.remember_prompt(prompts[-1])
+        return self.processed(images, infotexts, prompts, seeds)
+
+    def processed(self, images: list, infotexts: list, prompts: list, seeds: list) -> Any:
+        from modules import processing
+
+        return processing.Processed(
+            self.p,
+            images,
+            self.p.seed,
+            infotexts[0] if infotexts else "",
+            all_prompts=prompts or None,
+            all_seeds=seeds or None,
+            infotexts=infotexts or None,
+        )

@@ -1,0 +1,92 @@
+"""The buttons beside the controls: preview, copy the last prompt, presets, model refresh, download."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from interstable.args import ARGS
+from interstable.prompting import PRESETS
+
+
+def _handler(component, event="click"):
+    (registered,) = component.events[event]
+    return registered
+
+
+def test_preview_shows_lines_caption_and_prompt_without_sampling(host, runner, script):
+    from modules import processing
+
+    controls, created = _ui(script)
+    handler = _handler(created["preview"])
+    assert handler["inputs"][:2] == [runner.host_components["img2img_image"], runner.host_components["img2img_prompt"]]
+    assert handler["inputs"][2:] == controls
+    values = [c.value for c in controls]
+    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", *values)
+    assert lined.size == (64, 64)
+    assert caption.startswith("a photo of a cat")
+    assert prompt.endswith("(oil:1.1)")
+    assert "lines" in status
+    assert processing.calls == []  # nothing was sampled
+    copy = _handler(created["copy"])
+    assert copy["outputs"] == [runner.host_components["img2img_prompt"]]
+    assert copy["fn"]() == prompt
+
+
+def test_preview_reports_errors_instead_of_raising(host, runner, script):
+    controls, created = _ui(script)
+    handler = _handler(created["preview"])
+    values = [c.value for c in controls]
+    values[[a.key for a in ARGS].index("llm_model")] = "missing.gguf"
+    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64)), "mine", *values)
+    assert (lined, caption, prompt) == (None, "", "")
+    assert status.startswith("Preview failed: No model named 'missing.gguf'")
+    assert handler["fn"](None, "", *values)[3].startswith("Drop an image")
+
+
+def test_preset_fills_the_instruction_box(script):
+    controls, created = _ui(script)
+    handler = _handler(created["preset"], "change")
+    instruction = controls[[a.key for a in ARGS].index("instruction")]
+    assert handler["outputs"] == [instruction]
+    assert handler["fn"]("Faithful") == PRESETS["Faithful"]
+
+
+def test_refresh_lists_models_and_keeps_the_choice(host, script, tmp_path):
+    from interstable.tinymodels import write_tiny_llama
+
+    write_tiny_llama(tmp_path / "models" / "LLM" / "second.gguf")
+    handler = _handler(_ui(script)[1]["refresh"])
+    update = handler["fn"]("tiny-mistral.gguf")
+    assert update["choices"] == ["(default)", "(none)", "second.gguf", "tiny-mistral.gguf"]
+    assert update["value"] == "tiny-mistral.gguf"
+
+
+def test_download_failure_says_where_to_put_the_file(host, script, monkeypatch):
+    import huggingface_hub
+
+    def offline(**kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    status = _handler(_ui(script)[1]["download"])["fn"]()
+    assert status.startswith("Download failed")
+    assert "mistral-7b-instruct-v0.2.Q4_K_M.gguf" in status
+    assert str(host.models_path) in status
+
+
+def _ui(script):
+    """Call ui() like the host does; return the returned controls and every component it created, by elem_id."""
+    import gradio as gr
+
+    with gr.Blocks() as root:
+        controls = script.ui(True)
+    created = {}
+
+    def walk(node):
+        for child in getattr(node, "children", []):
+            if getattr(child, "elem_id", None):
+                created[child.elem_id.removeprefix("script_interstable_llm_rline_")] = child
+            walk(child)
+
+    walk(root)
+    return controls, created
