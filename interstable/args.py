@@ -228,9 +228,7 @@ class JobConfig:
 
 
 def _where(arg: Arg, position: int | None) -> str:
-    index = ARGS.index(arg)
-    pos = index if position is None else position
-    return f"script_args[{pos}] ({arg.label})"
+    return arg.label if position is None else f"script_args[{position}] ({arg.label})"
 
 
 def parse_value(arg: Arg, value: object, *, position: int | None = None) -> object:

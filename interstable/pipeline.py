@@ -114,7 +114,7 @@ class Resources:
     """The models a job uses, made by the caller.
 
     Attributes:
-        captioner: The captioner for ``config``'s backend, or None when the backend is "none".
+        captioner: The captioner for ``config``'s backend, or None for no caption (the "none" backend).
         open_writer: Loads (or takes from the cache) the LLM; None when no LLM is used.
         close_writer: Called once after the last prompt, with the writer (close or keep it).
         count_tokens: Counts CLIP tokens (the WebUI's tokenizer in the script).
@@ -291,7 +291,7 @@ class _Job:
         count = len(self.inputs)
         captions, cached = [""] * count, [False] * count
         captioner = self.resources.captioner
-        if captioner is None or self.config.caption_backend == "none":
+        if captioner is None:
             return captions, cached
         settings = caption_settings(self.config)
         keys: dict[int, str] = {}  # the same init image object is hashed once per job

@@ -28,6 +28,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("image", metavar="IN", type=Path, help="the image to caption")
+    add_caption_arguments(parser, models_dir_flag="--models-dir")
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of the caption")
+    parser.set_defaults(func=run)
+
+
+def add_caption_arguments(parser: argparse.ArgumentParser, *, models_dir_flag: str) -> None:
+    """The captioning options, shared by ``caption`` and ``prompt`` (which names its models folder differently)."""
     parser.add_argument("--backend", choices=("clip-interrogator", "none"), default="clip-interrogator")
     parser.add_argument(
         "--mode", choices=MODES, default="fast", help=", ".join(f"{m}: {MODE_LABELS[m]}" for m in MODES)
@@ -35,7 +42,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--caption-model", default="blip-large", help="blip-base, blip-large, ... or a model folder")
     parser.add_argument("--clip-model", default="ViT-L-14/openai", help="open_clip ARCH/PRETRAINED")
     parser.add_argument(
-        "--models-dir",
+        models_dir_flag,
+        dest="ci_models_dir",
         type=Path,
         default=None,
         help=f"clip-interrogator models folder, e.g. the WebUI's models/clip-interrogator (default: "
@@ -46,11 +54,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="use tiny random models built on the fly (checks the install offline)"
     )
-    parser.add_argument("--json", action="store_true", help="print a JSON object instead of the caption")
-    parser.set_defaults(func=run)
 
 
-def _open_image(path: Path) -> Any:
+def build_captioner(args: argparse.Namespace, scratch: Path) -> tuple[Any, CaptionSettings, str]:
+    """The captioner the options describe, its settings and its device (``scratch`` holds the tiny labels)."""
+    backend = args.backend.replace("-", "_")
+    models_dir = (args.ci_models_dir or Path(os.environ.get("INTERSTABLE_CI_MODELS", DEFAULT_MODELS_DIR))).expanduser()
+    overrides: dict[str, Any] = {}
+    caption_model, clip_model = args.caption_model, args.clip_model
+    if args.tiny and backend == "clip_interrogator":
+        overrides, caption_model, clip_model = _tiny(scratch)
+    settings = CaptionSettings(backend=backend, mode=args.mode, caption_model=caption_model, clip_model=clip_model)
+    device = _device(args.device) if backend == "clip_interrogator" else "cpu"
+    captioner = make_captioner(
+        settings, models_dir=models_dir, device=device, allow_download=args.download, config_overrides=overrides
+    )
+    return captioner, settings, device
+
+
+def open_image(path: Path) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -84,19 +106,9 @@ def _tiny(labels_dir: Path) -> tuple[dict[str, Any], str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Caption ``args.image`` and print the caption (or JSON)."""
-    image = _open_image(args.image)
-    backend = args.backend.replace("-", "_")
-    models_dir = (args.models_dir or Path(os.environ.get("INTERSTABLE_CI_MODELS", DEFAULT_MODELS_DIR))).expanduser()
+    image = open_image(args.image)
     with tempfile.TemporaryDirectory() as tmp:
-        overrides: dict[str, Any] = {}
-        caption_model, clip_model = args.caption_model, args.clip_model
-        if args.tiny and backend == "clip_interrogator":
-            overrides, caption_model, clip_model = _tiny(Path(tmp))
-        settings = CaptionSettings(backend=backend, mode=args.mode, caption_model=caption_model, clip_model=clip_model)
-        device = _device(args.device) if backend == "clip_interrogator" else "cpu"
-        captioner = make_captioner(
-            settings, models_dir=models_dir, device=device, allow_download=args.download, config_overrides=overrides
-        )
+        captioner, settings, device = build_captioner(args, Path(tmp))
         try:
             result = caption_image(captioner, image, settings=settings)
         finally:

@@ -1,8 +1,9 @@
-"""``interstable prompt``: write a Stable Diffusion prompt for an image with the local LLM.
+"""``interstable prompt``: lines, caption and LLM prompt for one image, locally, without Stable Diffusion.
 
-Captioning is not wired in yet: give the caption with ``--caption TEXT`` (without it the prompt is written from the
-user prompt alone). The output is the final prompt, the user's prompt re-attached verbatim, exactly as the WebUI
-script builds it.
+It runs the same pipeline as the WebUI script (:func:`interstable.pipeline.run_pipeline`): the seeded lines are
+drawn, the image (original or lined) is captioned, and the local LLM writes the prompt; your prompt is re-attached
+verbatim. The same image, options and ``--seed`` give the same lines and the same prompt as the script with that
+image seed.
 """
 
 from __future__ import annotations
@@ -12,26 +13,32 @@ import json
 import logging
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from interstable.cli import EXIT_OK, EXIT_USAGE
+from interstable.cli.caption import add_caption_arguments, build_captioner, open_image
 from interstable.cli.models import add_models_dir_argument, models_dir
-from interstable.errors import ConfigError, InputImageError, ModelNotFoundError
+from interstable.errors import ConfigError, ModelNotFoundError
 from interstable.models import DEFAULT_FILE, resolve_model
-from interstable.prompting import PRESETS, TOKEN_BUDGETS, approx_clip_tokens, compose_prompt
-from interstable.seeds import SEED_MAX, derive_seed
+from interstable.prompting import PRESETS, TOKEN_BUDGETS, approx_clip_tokens
+from interstable.seeds import SEED_MAX
 
 logger = logging.getLogger("interstable")
+
+LINE_STYLES = ("straight", "polyline", "curve")
+LINE_COLORS = ("random", "image", "black", "white", "complementary")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``prompt`` command."""
     parser = subparsers.add_parser(
         "prompt",
-        help="write a prompt for an image with the local LLM",
-        description="Write a Stable Diffusion prompt from a caption and your own prompt with a local GGUF model; "
-        "your prompt is re-attached verbatim. Same inputs and --seed give the same prompt.",
+        help="draw the lines, caption the image and write a prompt with the local LLM",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", type=Path, metavar="IN.png", help="the input image")
     parser.add_argument(
@@ -41,26 +48,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"a .gguf path, or a name from `interstable models` (default: {DEFAULT_FILE})",
     )
     add_models_dir_argument(parser)
-    caption = parser.add_mutually_exclusive_group()
-    caption.add_argument("--caption", default=None, metavar="TEXT", help="the image caption")
-    caption.add_argument("--no-caption", action="store_true", help="write from the user prompt alone")
-    parser.add_argument("--user-prompt", default="", metavar="TEXT", help="your prompt: theme and style wishes")
-    parser.add_argument("--lines", default="", metavar="TEXT", help="a short description of drawn lines")
+    lines = parser.add_argument_group("lines")
+    lines.add_argument("--density", type=float, default=8.0, help="lines per 512x512 of area, 0-100 (default 8)")
+    lines.add_argument("--line-style", choices=LINE_STYLES, default="straight")
+    lines.add_argument("--line-color", choices=LINE_COLORS, default="random")
+    lines.add_argument("--lined-out", type=Path, default=None, metavar="PATH", help="also save the lined image")
+    caption = parser.add_argument_group("caption")
+    given = caption.add_mutually_exclusive_group()
+    given.add_argument("--caption", default=None, metavar="TEXT", help="use this caption instead of an interrogator")
+    given.add_argument("--no-caption", action="store_true", help="no caption: write from your prompt alone")
+    caption.add_argument("--caption-from", choices=("original", "lined"), default="original")
+    add_caption_arguments(caption, models_dir_flag="--ci-models-dir")
+    llm = parser.add_argument_group("LLM")
+    llm.add_argument("--user-prompt", default="", metavar="TEXT", help="your prompt: theme and style wishes")
+    llm.add_argument("--instruction", default="", metavar="TEXT", help=f"text or a preset: {', '.join(PRESETS)}")
+    llm.add_argument("--no-line-description", action="store_true", help="do not tell the LLM about the lines")
+    llm.add_argument("--seed", type=int, default=None, help="the image seed (default: random, printed with --json)")
+    llm.add_argument("--creativity", type=float, default=0.5, help="0..1 (default 0.5)")
+    llm.add_argument("--faithfulness", type=float, default=0.6, help="0..1 (default 0.6)")
+    llm.add_argument("--max-tokens", type=int, default=120, help="8..512 (default 120)")
+    llm.add_argument("--budget", type=int, choices=TOKEN_BUDGETS, default=TOKEN_BUDGETS[0], help="CLIP tokens")
+    llm.add_argument("--order", choices=("after", "before"), default="after", help="where your prompt goes")
+    llm.add_argument("--n-gpu-layers", default="0", help='0 (CPU, default), -1 (all), N or "auto"')
+    llm.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
+    llm.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
+    parser.add_argument("--json", action="store_true", help="print JSON with the prompt, caption, seeds and model")
     parser.add_argument(
-        "--instruction", default="", metavar="TEXT", help=f"instruction text or a preset: {', '.join(PRESETS)}"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="the image seed (default: random, printed with --json)")
-    parser.add_argument("--creativity", type=float, default=0.5, help="0..1 (default 0.5)")
-    parser.add_argument("--faithfulness", type=float, default=0.6, help="0..1 (default 0.6)")
-    parser.add_argument("--max-tokens", type=int, default=120, help="8..512 (default 120)")
-    parser.add_argument("--budget", type=int, choices=TOKEN_BUDGETS, default=TOKEN_BUDGETS[0], help="CLIP tokens")
-    parser.add_argument("--order", choices=("after", "before"), default="after", help="where your prompt goes")
-    parser.add_argument("--n-gpu-layers", default="0", help='0 (CPU, default), -1 (all), N or "auto"')
-    parser.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
-    parser.add_argument("--json", action="store_true", help="print JSON with the prompt, seeds, model and timing")
-    parser.add_argument(
-        "--verbose", action="store_true", default=argparse.SUPPRESS, help="show progress and debug logging"
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the caption, progress and seeds"
     )
     parser.set_defaults(func=run)
 
@@ -81,18 +95,75 @@ def _layers(value: str) -> int | str:
         raise ConfigError("--n-gpu-layers", value, 'use 0, -1, a number of layers or "auto"') from None
 
 
+def _config(args: argparse.Namespace) -> Any:
+    from interstable.args import JobConfig
+
+    return JobConfig.defaults().replace(
+        line_density=args.density,
+        line_style=args.line_style,
+        line_color=args.line_color,
+        caption_source=args.caption_from,
+        instruction=args.instruction,
+        describe_lines=not args.no_line_description,
+        user_prompt_order=args.order,
+        creativity=args.creativity,
+        faithfulness=args.faithfulness,
+        max_tokens=args.max_tokens,
+        token_budget=str(args.budget),
+    )
+
+
+class _GivenCaption:
+    """A captioner that answers with the caption given on the command line."""
+
+    name = "given"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def caption(self, image: Any) -> str:
+        return self.text
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+
+def _hooks(verbose: bool) -> Any:
+    """Pipeline hooks for a terminal: with --verbose, the stages on the log and a tqdm bar of the LLM's tokens."""
+    from interstable.pipeline import Hooks
+
+    class CliHooks(Hooks):
+        bar: Any = None
+
+        def stage(self, text: str) -> None:
+            if verbose:
+                logger.info(text)
+
+        def tokens(self, done: int, total: int) -> None:
+            if not verbose:
+                return
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc="LLM", unit="tok", file=sys.stderr, leave=False)
+            self.bar.update(done - self.bar.n)
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    return CliHooks()
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the prompt and print it (or JSON); exit 0, 1 when it failed, 2 for bad option values."""
-    from interstable.llm import LlamaPromptWriter, LoadSettings, PromptRequest, SamplingSettings
+    from interstable import llm
+    from interstable.captioning import CaptionCache
+    from interstable.pipeline import ImageInput, Resources, run_pipeline
 
     try:
-        sampling = SamplingSettings(
-            creativity=args.creativity,
-            faithfulness=args.faithfulness,
-            max_tokens=args.max_tokens,
-            budget=args.budget,
-        )
-        load = LoadSettings(
+        config = _config(args)
+        load = llm.LoadSettings(
             n_gpu_layers=_layers(args.n_gpu_layers),  # type: ignore[arg-type]
             n_ctx=args.n_ctx,
             n_threads=args.threads,
@@ -101,46 +172,71 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"interstable prompt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.image.is_file():
-        raise InputImageError(f"The input image {args.image} does not exist.")
+    image = open_image(args.image)
     path = _model_path(args.model, models_dir(args))
-    caption = args.caption or ""
-    if args.caption is None and not args.no_caption:
-        logger.info("No --caption given: writing from the user prompt alone (captioning is not wired in yet).")
-    image_seed = args.seed if args.seed is not None else random.randint(0, SEED_MAX)
-    llm_seed = derive_seed(image_seed, "llm")
+    seed = args.seed if args.seed is not None else random.randint(0, SEED_MAX)
     verbose = bool(getattr(args, "verbose", False))
+    hooks = _hooks(verbose)
+    opened: list[Any] = []
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rLLM: {done}/{total} tokens", end="", file=sys.stderr, flush=True)
+    def open_writer() -> Any:
+        opened.append(llm.LlamaPromptWriter(path, load=load))
+        return opened[-1]
 
-    writer = LlamaPromptWriter(path, load=load)
-    request = PromptRequest(
-        caption=caption, user_prompt=args.user_prompt, lines=args.lines, instruction=args.instruction
-    )
-    start = time.perf_counter()
-    text = writer.write(request, seed=llm_seed, sampling=sampling, on_progress=progress if verbose else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.caption is not None:
+            captioner: Any = _GivenCaption(args.caption)
+        elif args.no_caption or args.backend == "none":
+            captioner = None
+        else:
+            captioner = build_captioner(args, Path(scratch))[0]
+        resources = Resources(
+            captioner=captioner,
+            open_writer=open_writer,
+            close_writer=lambda writer: writer.close(),
+            count_tokens=approx_clip_tokens,
+            cache=CaptionCache(0),
+        )
+        start = time.perf_counter()
+        try:
+            (outcome,) = run_pipeline(
+                [ImageInput(image=image, seed=seed)],
+                config,
+                user_prompt=args.user_prompt,
+                resources=resources,
+                hooks=hooks,
+            )
+        finally:
+            hooks.close()
     seconds = time.perf_counter() - start
-    if verbose:
-        print(file=sys.stderr)
-    final = compose_prompt(text, args.user_prompt, order=args.order, budget=sampling.budget)
+    if args.lined_out is not None:
+        outcome.lined.image.save(args.lined_out)
+    writer = opened[0] if opened else None
     if args.json:
         result = {
-            "prompt": final,
-            "llm_text": text,
-            "caption": caption,
+            "prompt": outcome.prompt,
+            "llm_text": outcome.llm_text,
+            "caption": outcome.caption,
             "user_prompt": args.user_prompt,
-            "seed": image_seed,
-            "llm_seed": llm_seed,
-            "model": writer.model_name,
-            "model_hash": writer.model_hash,
-            "budget": sampling.budget,
-            "approx_clip_tokens": approx_clip_tokens(final),
+            "seed": seed,
+            "line_seed": outcome.line_seed,
+            "llm_seed": outcome.llm_seed,
+            "lines": outcome.lined.count,
+            "lined_out": str(args.lined_out) if args.lined_out else None,
+            "model": writer.model_name if writer else None,
+            "model_hash": writer.model_hash if writer else None,
+            "budget": args.budget,
+            "approx_clip_tokens": approx_clip_tokens(outcome.prompt),
             "seconds": round(seconds, 3),
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        print(final)
+        print(outcome.prompt)
     if verbose:
-        print(f"seed {image_seed} (LLM seed {llm_seed}), {writer.model_name}, {seconds:.2f} s", file=sys.stderr)
+        print(f"caption: {outcome.caption}", file=sys.stderr)
+        print(
+            f"seed {seed} (line seed {outcome.line_seed}, LLM seed {outcome.llm_seed}), {outcome.lined.count} lines, "
+            f"{writer.model_name if writer else 'no model'}, {seconds:.2f} s",
+            file=sys.stderr,
+        )
     return EXIT_OK

@@ -7,7 +7,6 @@ determinism within this environment, never fixed strings.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,33 +26,6 @@ from interstable.errors import CaptionError, JobInterrupted, ModelNotFoundError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: a failing load must not retry
 
-_TORCHVISION_SHIM = []
-
-
-def _ensure_torchvision() -> None:
-    """Make ``import torchvision`` work on a CPU torch with torchvision's CUDA build (pytorch/vision#9085).
-
-    torchvision registers fake kernels for ``nms``/``qnms`` without checking that its compiled ops loaded; defining
-    the two op schemas first lets ``torchvision.transforms`` (all open_clip needs) import. Does nothing where
-    torchvision imports normally. A test-environment matter only: WebUI installs have a matching torchvision.
-    """
-    try:
-        import torchvision
-    except RuntimeError as exc:
-        if "torchvision::nms does not exist" not in str(exc):
-            raise
-    else:
-        return
-    import torch
-
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    library = torch.library.Library("torchvision", "DEF")
-    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _TORCHVISION_SHIM.append(library)  # the schemas live as long as the Library object
-    import torchvision  # noqa: F401
-
 
 @dataclass(frozen=True)
 class Tiny:
@@ -63,10 +35,9 @@ class Tiny:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, torchvision_importable):
     """Tiny models (seed 0), tiny label lists, a shared models folder; one torch thread; network calls fail."""
     torch = pytest.importorskip("torch")
-    _ensure_torchvision()
     pytest.importorskip("open_clip")
     pytest.importorskip("clip_interrogator")
     requests = pytest.importorskip("requests")

@@ -25,6 +25,7 @@ class FakeWriter:
     text = "a cat, (red sofa:1.2), sunny room"
     error: Exception | None = None
     calls: ClassVar[list[dict[str, object]]] = []
+    closed = 0
 
     def __init__(self, model_path: Path, *, load: LoadSettings = LoadSettings()) -> None:  # noqa: B008
         self.model_path = Path(model_path)
@@ -37,6 +38,9 @@ class FakeWriter:
     @property
     def model_hash(self) -> str:
         return "0123456789"
+
+    def close(self) -> None:
+        FakeWriter.closed += 1
 
     def write(
         self, request: PromptRequest, *, seed: int, sampling: SamplingSettings, on_progress=None, should_stop=None
@@ -55,6 +59,7 @@ class FakeWriter:
 def fake(monkeypatch):
     FakeWriter.calls = []
     monkeypatch.setattr(FakeWriter, "error", None)
+    monkeypatch.setattr(FakeWriter, "closed", 0)
     monkeypatch.setattr(interstable.llm, "LlamaPromptWriter", FakeWriter)
     return FakeWriter
 
@@ -81,7 +86,10 @@ def cli(fake, image, models):
 
 
 def run(image: Path, models: Path, *extra: str) -> int:
-    return main(["prompt", str(image), "--model", "fake", "--models-dir", str(models), *extra])
+    """Run the command without lines (--density 0) and, unless a caption is given, without captioning."""
+    captioning = [] if "--caption" in extra or "--no-caption" in extra else ["--no-caption"]
+    density = [] if "--density" in extra else ["--density", "0"]
+    return main(["prompt", str(image), "--model", "fake", "--models-dir", str(models), *density, *captioning, *extra])
 
 
 def test_prints_the_final_prompt_with_the_user_prompt_verbatim(fake, image, models, capsys):
@@ -112,12 +120,15 @@ def test_json_output(fake, image, models, capsys):
 
 
 def test_options_reach_the_writer(fake, image, models):
-    argv = ["--no-caption", "--lines", "thin curves", "--instruction", "Anime tags", "--seed", "3"]
+    argv = ["--no-caption", "--density", "100", "--line-style", "curve", "--line-color", "black"]
+    argv += ["--instruction", "Anime tags", "--seed", "3"]
     argv += ["--creativity", "0.9", "--faithfulness", "0.1", "--max-tokens", "64", "--budget", "150"]
     argv += ["--n-gpu-layers", "auto", "--n-ctx", "1024", "--threads", "1"]
     assert run(image, models, *argv) == 0
     (call,) = fake.calls
-    assert call["request"] == PromptRequest(lines="thin curves", instruction="Anime tags")
+    assert re.fullmatch(r"\d+ smooth curved lines in black", call["request"].lines)
+    assert call["request"].instruction == "Anime tags"
+    assert fake.closed == 1  # the command closes the model it loaded
     assert call["sampling"] == SamplingSettings(creativity=0.9, faithfulness=0.1, max_tokens=64, budget=150)
     assert call["load"] == LoadSettings(n_gpu_layers="auto", n_ctx=1024, n_threads=1, n_threads_batch=1)
 
@@ -139,15 +150,16 @@ def test_same_seed_same_llm_seed_and_no_seed_is_random(fake, image, models, caps
 def test_verbose_shows_progress_on_stderr(fake, image, models, capsys):
     assert run(image, models, "--seed", "1", "--verbose") == 0
     captured = capsys.readouterr()
-    assert "LLM: 1/120 tokens" in captured.err
-    assert "seed 1 (LLM seed" in captured.err
+    assert "LLM:" in captured.err
+    assert "/120" in captured.err  # a tqdm bar over max_tokens
+    assert re.search(r"seed 1 \(line seed \d+, LLM seed \d+\), 0 lines, fake", captured.err)
     assert captured.out.strip() == "a cat, red sofa, sunny room"
 
 
 def test_a_model_path_may_be_given(fake, image, tmp_path):
     model = tmp_path / "elsewhere.gguf"
     model.write_bytes(b"GGUF")
-    assert main(["prompt", str(image), "--model", str(model), "--seed", "1"]) == 0
+    assert main(["prompt", str(image), "--model", str(model), "--seed", "1", "--no-caption"]) == 0
     assert fake.calls[0]["path"] == model
 
 
@@ -171,15 +183,16 @@ def test_bad_model_names_fail_with_a_message(cli, capsys, model, message):
 
 def test_missing_image_fails(fake, models, tmp_path, capsys):
     assert run(tmp_path / "absent.png", models) == 1
-    assert "absent.png does not exist" in capsys.readouterr().err
+    assert "absent.png: no such file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("option", "value", "field"),
     [
-        ("--creativity", "3", "creativity"),
-        ("--faithfulness", "-1", "faithfulness"),
-        ("--max-tokens", "4", "max_tokens"),
+        ("--creativity", "3", "Creativity"),
+        ("--faithfulness", "-1", "Faithfulness"),
+        ("--max-tokens", "4", "Max new tokens"),
+        ("--density", "101", "Line density"),
         ("--n-gpu-layers", "many", "--n-gpu-layers"),
         ("--n-ctx", "10", "n_ctx"),
     ],
