@@ -253,14 +253,13 @@ def _parse_number(arg: Arg, value: object, where: str) -> float | int:
     low, high = float(arg.minimum or 0), float(arg.maximum or 0)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(where, value, f"expected a number from {low:g} to {high:g}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(where, value, f"expected a finite number from {low:g} to {high:g}")
     if arg.kind == "int" and value != int(value):
         raise ConfigError(where, value, f"expected a whole number from {low:g} to {high:g}")
-    number = int(value) if arg.kind == "int" else float(value)
-    if not low <= number <= high:
+    if not low <= value <= high:  # before float(): an int too big for a float (JSON allows 10**400) is just too big
         raise ConfigError(where, value, f"expected a value from {low:g} to {high:g}")
-    return number
+    return int(value) if arg.kind == "int" else float(value)
 
 
 def _parse_bool(value: object, where: str) -> bool:
@@ -295,7 +294,7 @@ def _parse_choice(arg: Arg, value: object, where: str) -> str:
                 return choice.id
     elif isinstance(value, int) and not isinstance(value, bool):
         for choice in arg.choices:  # a number that is itself a choice (token budget 75) wins over an index
-            if choice.id == str(value):
+            if choice.id.isdigit() and int(choice.id) == value:
                 return choice.id
         if 0 <= value < len(arg.choices):
             return arg.choices[value].id
@@ -399,10 +398,15 @@ def markdown_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for index, arg in enumerate(ARGS):
-        default = arg.choice_label(str(arg.default)) if arg.kind == "choice" else arg.default
-        shown = {True: "true", False: "false", "": '`""`'}.get(default, f"`{default}`")  # type: ignore[arg-type]
         if arg.kind == "choice":
-            shown = f"`{default}`"
+            shown = f"`{arg.choice_label(str(arg.default))}`"
+        elif arg.kind == "bool":
+            shown = "true" if arg.default else "false"
+        elif arg.kind == "model":
+            shown = f"`{DEFAULT_MODEL_LABEL}`"
+        else:
+            shown = f"`{arg.default}`" if arg.default != "" else '`""`'
+
         lines.append(f"| {index} | {arg.label} | {kinds[arg.kind]} | {shown} | {_range_text(arg)} | `{arg.infotext}` |")
     return "\n".join(lines)
 

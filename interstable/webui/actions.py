@@ -54,8 +54,11 @@ def preset_text(name: str) -> str:
     return PRESETS.get(name, "")
 
 
-def preview(image: Any, prompt: str, *values: object) -> tuple[Any, str, str, str]:
-    """Lines, caption and prompt for the img2img tab's image, without sampling.
+def preview(image: Any, prompt: str, seed: object, *values: object) -> tuple[Any, str, str, str]:
+    """Lines, caption and prompt for the img2img tab's image and seed, without sampling.
+
+    With the tab's seed the preview shows what Generate draws and writes for the first image; a seed of -1 picks one
+    and the status line names it.
 
     Returns:
         The lined image, the caption, the final prompt and a status line (an error message on failure: the
@@ -69,6 +72,7 @@ def preview(image: Any, prompt: str, *values: object) -> tuple[Any, str, str, st
     from interstable.webui import resources, settings
 
     try:
+        image_seed = _seed(seed)
         config = from_script_args(list(values))
         current = settings.read()
         job = resources.prepare(config, current)
@@ -76,10 +80,11 @@ def preview(image: Any, prompt: str, *values: object) -> tuple[Any, str, str, st
         with queue_lock:
             try:
                 (outcome,) = run_pipeline(
-                    [ImageInput(image=image, seed=0)],
+                    [ImageInput(image=image, seed=image_seed)],
                     config,
                     user_prompt=prompt or "",
                     resources=job.resources,
+                    hooks=job.hooks,
                     policy=policy,  # type: ignore[arg-type]
                 )
             finally:
@@ -87,10 +92,21 @@ def preview(image: Any, prompt: str, *values: object) -> tuple[Any, str, str, st
     except InterStableError as exc:
         return None, "", "", f"Preview failed: {exc}"
     remember_prompt(outcome.prompt)
-    status = f"{outcome.lined.count} lines (preview seed 0)"
+    status = f"{outcome.lined.count} lines, seed {image_seed}"
     if outcome.failures:
         status += "; " + "; ".join(outcome.failures)
     return outcome.lined.image, outcome.caption, outcome.prompt, status
+
+
+def _seed(value: object) -> int:
+    """The image seed from the tab's Seed box (-1, empty or not a number: a random one, as Generate does)."""
+    import random
+
+    try:
+        seed = int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seed = -1
+    return random.randrange(2**32 - 1) if seed == -1 else seed
 
 
 def download_default_model() -> str:
@@ -131,13 +147,13 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
                                  elem_id=script.elem_id("preset"))  # fmt: skip
             refresh = gr.Button(value="Refresh the model list", elem_id=script.elem_id("refresh"))
             download = gr.Button(value="Download the default model (4.4 GB)", elem_id=script.elem_id("download"))
-        tool_status = gr.Textbox(label="", interactive=False, elem_id=script.elem_id("tools_status"),
+        tool_status = gr.Textbox(label="Status", interactive=False, elem_id=script.elem_id("tools_status"),
                                  elem_classes=["interstable-status"])  # fmt: skip
     preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
     refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"]])
     download.click(fn=download_default_model, inputs=[], outputs=[tool_status])
-    image_input, prompt_box = host.get("img2img_image"), host.get("img2img_prompt")
-    if image_input is not None and prompt_box is not None:
-        preview_button.click(fn=preview, inputs=[image_input, prompt_box, *controls],
+    image_input, prompt_box, seed = (host.get(k) for k in ("img2img_image", "img2img_prompt", "img2img_seed"))
+    if image_input is not None and prompt_box is not None and seed is not None:
+        preview_button.click(fn=preview, inputs=[image_input, prompt_box, seed, *controls],
                              outputs=[lined, caption, prompt, status])  # fmt: skip
         copy_button.click(fn=last_prompt, inputs=[], outputs=[prompt_box])

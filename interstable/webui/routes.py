@@ -38,7 +38,7 @@ def decode_image(data: str, *, field: str = "image") -> Any:
     payload = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
     try:
         raw = base64.b64decode(payload, validate=False)
-        image = Image.open(io.BytesIO(raw))
+        image = _open_header(raw)
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise InputImageError(f"{field}: {image.width}x{image.height} is larger than 16384x16384; scale it down")
         image.load()
@@ -50,6 +50,29 @@ def decode_image(data: str, *, field: str = "image") -> Any:
             "JPEG or WebP"
         ) from exc
     return image
+
+
+def _open_header(raw: bytes) -> Any:
+    """``Image.open`` (the header only, no pixels decoded) without Pillow's decompression-bomb check.
+
+    That check refuses anything over about 179 megapixels, less than the 16384x16384 this extension supports, with a
+    message about attacks; :func:`decode_image` applies its own limit right after this, before any pixel is decoded.
+    The loop is ``Image.open``'s own over the registered formats (``Image.ID``/``Image.OPEN``).
+    """
+    import struct
+
+    from PIL import Image, UnidentifiedImageError
+
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            found = not accept or accept(raw[:16])
+            if found and not isinstance(found, str):  # a str is Pillow's "looks like it, but unsupported" warning
+                return factory(io.BytesIO(raw), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def encode_png(image: Any) -> str:
@@ -156,16 +179,21 @@ def preview(image_b64: str, script_args: list, *, prompt: str, seed: int, mask_b
     }
 
 
+def http_status(exc: Exception) -> int:
+    """The HTTP status for an error: 422 bad input, 409 a model that is missing or cannot load, else 500."""
+    if isinstance(exc, (ConfigError, InputImageError)):
+        return 422
+    if isinstance(exc, (ModelError, JobInterrupted)):
+        return 409
+    return 500
+
+
 def _http_error(exc: Exception) -> Any:
     from fastapi import HTTPException
 
-    if isinstance(exc, (ConfigError, InputImageError)):
-        return HTTPException(status_code=422, detail=str(exc))
-    if isinstance(exc, ModelError):
-        return HTTPException(status_code=409, detail=str(exc))
-    if isinstance(exc, JobInterrupted):
-        return HTTPException(status_code=409, detail="interrupted")
-    return HTTPException(status_code=500, detail=f"{exc.__class__.__name__}: {exc}")
+    detail = "interrupted" if isinstance(exc, JobInterrupted) else str(exc)
+    status = http_status(exc)
+    return HTTPException(status_code=status, detail=detail if status != 500 else f"{exc.__class__.__name__}: {exc}")
 
 
 def mount(demo: Any, app: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from interstable import TITLE
 from interstable.args import ARGS, JobConfig, from_script_args
-from interstable.errors import ConfigError, InputImageError
+from interstable.errors import ConfigError, InputImageError, InterStableError
 
 logger = logging.getLogger("interstable")
 
@@ -28,11 +28,11 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
     return build_controls(script, model_choices=model_names())
 
 
-HOST_COMPONENTS = ("img2img_image", "img2img_prompt")
+HOST_COMPONENTS = ("img2img_image", "img2img_prompt", "img2img_seed")
 
 
 def after_component(script: Any, component: Any, **kwargs: Any) -> None:
-    """Remember the img2img tab's image and prompt box (the preview reads them, the copy button writes the prompt)."""
+    """Remember the img2img tab's image, prompt box and seed (the preview reads them; copy writes the prompt)."""
     elem_id = kwargs.get("elem_id") or getattr(component, "elem_id", None)
     if elem_id in HOST_COMPONENTS:
         if not hasattr(script, "interstable_host_components"):
@@ -95,12 +95,46 @@ def _check_init_images(p: Any) -> None:
         raise InputImageError(
             f"{TITLE} needs an init image: drop one into the img2img tab (or send init_images in the API request)"
         )
+    # The API hands over images opened lazily from the request: a truncated upload fails only when its pixels are
+    # read, deep inside the job, as a bare OSError. Reading them here turns that into an answer that says what to do.
+    for index, image in enumerate(images, start=1):
+        _load(image, f"init image {index}", "send the complete image (PNG, JPEG or WebP)")
+    mask = getattr(p, "image_mask", None)
+    if mask is not None:
+        _load(mask, "inpaint mask", "send the complete mask (PNG, white = inpaint)")
+
+
+def _load(image: Any, what: str, fix: str) -> None:
+    load = getattr(image, "load", None)
+    if not callable(load):
+        raise InputImageError(f"{what} is a {type(image).__name__}, not an image; {fix}")
+    try:
+        load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputImageError(f"{what} cannot be read ({exc.__class__.__name__}: {exc}); {fix}") from exc
 
 
 def run(script: Any, p: Any, *args: object) -> Any:
     """Run the job and return a ``Processed`` (also for API calls, which use the result directly)."""
     from interstable.webui.runner import run_job
 
-    config = parse_args(p, script, args)
-    _check_init_images(p)
-    return run_job(p, config)
+    try:
+        config = parse_args(p, script, args)
+        _check_init_images(p)
+        return run_job(p, config)
+    except InterStableError as exc:
+        if getattr(p, "is_api", False):
+            _for_api(exc)
+        raise
+
+
+def _for_api(exc: InterStableError) -> None:
+    """Let the WebUI's API answer with a fitting status and the message as ``detail``.
+
+    A1111's exception handler reads ``vars(e)["status_code"]`` (default 500) and ``vars(e)["detail"]``; without
+    them a bad ``script_args`` value would be a 500 with an empty detail.
+    """
+    from interstable.webui.routes import http_status
+
+    exc.status_code = http_status(exc)  # type: ignore[attr-defined]
+    exc.detail = str(exc)  # type: ignore[attr-defined]

@@ -179,8 +179,11 @@ def test_api_script_args_too_long_is_refused(runner):
 def test_api_bad_values_name_position_label_and_fix(runner, position, value, message):
     args = [None] * (position + 1)
     args[position] = value
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as info:
         _api(runner, script_name="interstable llm r-line", script_args=args)
+    # what A1111's API exception handler reads: vars(e)["status_code"] and vars(e)["detail"]
+    assert vars(info.value)["status_code"] == 422
+    assert vars(info.value)["detail"] == str(info.value)
 
 
 def test_api_nulls_mean_defaults(runner):

@@ -18,14 +18,18 @@ def test_preview_shows_lines_caption_and_prompt_without_sampling(host, runner, s
 
     controls, created = _ui(script)
     handler = _handler(created["preview"])
-    assert handler["inputs"][:2] == [runner.host_components["img2img_image"], runner.host_components["img2img_prompt"]]
-    assert handler["inputs"][2:] == controls
+    host_inputs = [runner.host_components[k] for k in ("img2img_image", "img2img_prompt", "img2img_seed")]
+    assert handler["inputs"][:3] == host_inputs
+    assert handler["inputs"][3:] == controls
     values = [c.value for c in controls]
-    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", *values)
+    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77.0, *values)
     assert lined.size == (64, 64)
     assert caption.startswith("a photo of a cat")
     assert prompt.endswith("(oil:1.1)")
-    assert "lines" in status
+    assert status.endswith("lines, seed 77")
+    again = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77, *values)
+    assert again[2] == prompt
+    assert again[0].tobytes() == lined.tobytes()  # the tab's seed gives what Generate would draw and write
     assert processing.calls == []  # nothing was sampled
     copy = _handler(created["copy"])
     assert copy["outputs"] == [runner.host_components["img2img_prompt"]]
@@ -37,10 +41,10 @@ def test_preview_reports_errors_instead_of_raising(host, runner, script):
     handler = _handler(created["preview"])
     values = [c.value for c in controls]
     values[[a.key for a in ARGS].index("llm_model")] = "missing.gguf"
-    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64)), "mine", *values)
+    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64)), "mine", -1, *values)
     assert (lined, caption, prompt) == (None, "", "")
     assert status.startswith("Preview failed: No model named 'missing.gguf'")
-    assert handler["fn"](None, "", *values)[3].startswith("Drop an image")
+    assert handler["fn"](None, "", -1, *values)[3].startswith("Drop an image")
 
 
 def test_preset_fills_the_instruction_box(script):
@@ -90,3 +94,18 @@ def _ui(script):
 
     walk(root)
     return controls, created
+
+
+def test_preview_with_the_tab_seed_matches_what_generate_makes(host, runner, script):
+    from modules import processing
+
+    controls, created = _ui(script)
+    values = [c.value for c in controls]
+    image = Image.new("RGB", (64, 64), "teal")
+    lined, _caption, prompt, _status = _handler(created["preview"])["fn"](image, "mine", 1234, *values)
+    p = processing.StableDiffusionProcessingImg2Img(init_images=[image], width=64, height=64, prompt="mine", seed=1234)
+    full = [1, *values]
+    p.scripts, p.script_args = runner, full
+    processed = runner.run(p, *full)
+    assert processing.calls[-1]["init_images"][0].tobytes() == lined.tobytes()
+    assert processed.all_prompts[0] == prompt

@@ -40,7 +40,7 @@ def _img2img(api, init_image_b64, script_args):
 
 
 def test_img2img_with_the_script_returns_images_and_infotext(api, init_image_b64):
-    # No caption and no LLM so the test needs no models beyond the checkpoint.
+    # No caption, so the test needs no interrogator models (the LLM runs if the WebUI has a model).
     args = [8.0, 2.0, 6.0, 0.85, "Random", "Straight", "Auto", False, False, "None"]
     response = _img2img(api, init_image_b64, args)
     assert response.status_code == 200, response.text

@@ -126,6 +126,8 @@ class ScriptRunner:
             self.host_components = {
                 "img2img_image": gr.Image(elem_id="img2img_image", label="Image for img2img", type="pil"),
                 "img2img_prompt": gr.Textbox(elem_id="img2img_prompt", label="Prompt", lines=3),
+                # processing_scripts/seed.py: ScriptBuiltinUI.elem_id("seed") is "img2img_seed"
+                "img2img_seed": gr.Number(elem_id="img2img_seed", label="Seed", value=-1, precision=0),
             }
             for component in self.host_components.values():
                 for script in self.scripts:
