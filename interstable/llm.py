@@ -11,10 +11,17 @@ call never reloads. Memory is only freed by ``Llama.close()`` (``del`` does not 
 :meth:`LlamaPromptWriter.close`, :func:`release` or :func:`close_all` to unload; whether to unload after each job or
 keep the model is the caller's policy. ``llama_cpp`` is imported on the first load, never at import time.
 
-Errors: a missing file raises :class:`ModelNotFoundError`; a bad file, a failed load (out of memory included) or a
-failed generation :class:`ModelLoadError` (with llama.cpp's own log lines, which its ``ValueError`` leaves out); empty
-or refused output :class:`PromptError`; a cancelled generation :class:`JobInterrupted`. The caller decides what to do
-instead; error text never becomes a prompt.
+GPU memory: ``n_gpu_layers="auto"`` offloads as many layers as the free VRAM holds, from each layer's size in the
+GGUF's tensor table (:func:`gguf_layer_bytes`, :func:`choose_gpu_layers`), and runs on the CPU with a warning (once
+per model file) when not one fits. A GPU out-of-memory while loading or generating (llama.cpp's log says
+``cudaMalloc failed: out of memory`` / ``failed to allocate ... buffer``) is retried once on the CPU
+(``n_gpu_layers=0``) with a logged warning; that CPU copy stays cached until the model is released. (An OOM inside a
+CUDA kernel makes ggml abort the process; nothing in Python can catch that.)
+
+Errors: a missing file raises :class:`ModelNotFoundError`; a bad file, a failed load (out of memory on the CPU
+included) or a failed generation :class:`ModelLoadError` (with llama.cpp's own log lines, which its ``ValueError``
+leaves out); empty or refused output :class:`PromptError`; a cancelled generation :class:`JobInterrupted`. The caller
+decides what to do instead; error text never becomes a prompt.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import collections
 import ctypes
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +63,7 @@ __all__ = [
     "choose_gpu_layers",
     "close_all",
     "free_vram_bytes",
+    "gguf_layer_bytes",
     "release",
 ]
 
@@ -144,28 +153,117 @@ class CacheStats:
 
 
 def choose_gpu_layers(
-    free_vram_bytes: int, model_file_size: int, n_layers: int, reserve_bytes: int = DEFAULT_RESERVE_BYTES
+    free_vram_bytes: int,
+    model_file_size: int,
+    n_layers: int,
+    reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+    *,
+    layer_bytes: Sequence[int] | None = None,
+    output_bytes: int = 0,
 ) -> int:
     """Return how many layers to offload: 0 (CPU), -1 (all, output included) or a count in between.
 
-    A layer is taken to weigh ``model_file_size / (n_layers + 1)`` (the extra share is the output head and the
-    embeddings); layers are offloaded while they fit into ``free_vram_bytes - reserve_bytes``.
+    Layers are offloaded while they fit into ``free_vram_bytes - reserve_bytes``. With ``layer_bytes`` (each block's
+    size from the GGUF's tensor table, see :func:`gguf_layer_bytes`) the count follows llama.cpp, which offloads the
+    *last* n blocks, and the output head (``output_bytes``) only with all of them. Without it a layer is taken to
+    weigh ``model_file_size / (n_layers + 1)`` (the extra share is the output head and the embeddings).
 
     Args:
         free_vram_bytes: Free GPU memory now (0 without a GPU).
         model_file_size: Size of the GGUF file in bytes.
         n_layers: The model's block count (32 for Mistral 7B).
         reserve_bytes: Memory to leave free for the KV cache and compute buffers.
+        layer_bytes: The size of each block in bytes, in block order (``n_layers`` of them), or None.
+        output_bytes: With ``layer_bytes``: what the GPU holds besides the blocks when every layer is offloaded
+            (output head and norm).
     """
     if n_layers <= 0 or model_file_size <= 0:
         return 0
     usable = free_vram_bytes - reserve_bytes
     if usable <= 0:
         return 0
+    if layer_bytes is not None and len(layer_bytes) == n_layers:
+        if sum(layer_bytes) + output_bytes <= usable:
+            return -1
+        count = used = 0
+        for size in reversed(layer_bytes):  # llama.cpp offloads blocks n_layers - count .. n_layers - 1
+            used += size
+            if used > usable:
+                break
+            count += 1
+        return count
     if usable >= model_file_size:
         return -1
     per_layer = model_file_size / (n_layers + 1)
     return min(n_layers, int(usable // per_layer))
+
+
+@functools.lru_cache(maxsize=16)
+def _layer_bytes_cached(path: str, size: int, mtime_ns: int) -> tuple[tuple[int, ...], int] | None:  # key: size, mtime
+    try:
+        tensors = _tensor_sizes(Path(path), size)
+    except Exception:  # an odd file: llama.cpp's own load will say what is wrong with it
+        logger.debug("no per-layer sizes for %s", path, exc_info=True)
+        return None
+    blocks: dict[int, int] = {}
+    named: dict[str, int] = {}
+    for name, nbytes in tensors:
+        match = re.match(r"blk\.(\d+)\.", name)
+        if match:
+            blocks[int(match.group(1))] = blocks.get(int(match.group(1)), 0) + nbytes
+        else:
+            named[name.split(".")[0]] = named.get(name.split(".")[0], 0) + nbytes
+    if not blocks or sorted(blocks) != list(range(len(blocks))):
+        return None
+    # Tied embeddings (no "output" tensor): llama.cpp puts a copy of token_embd on the output's device.
+    output = named.get("output_norm", 0) + named.get("output", named.get("token_embd", 0))
+    return tuple(blocks[i] for i in range(len(blocks))), output
+
+
+def _tensor_sizes(path: Path, size: int) -> list[tuple[str, int]]:
+    """Return (name, bytes) of every tensor in a GGUF file, from the distances between the tensors' data offsets.
+
+    Needs no table of quantization types (padding of up to ``general.alignment`` bytes counts with the tensor
+    before it) and skips the vocabulary without building it (a Llama 3 file has 400k strings there).
+    """
+    import mmap
+
+    from interstable.models import _Reader  # the header reader check_gguf uses
+
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        reader = _Reader(buf)
+        reader.pos = 8
+        n_tensors, n_kv = int(reader.unpack("Q")), int(reader.unpack("Q"))
+        alignment = 32
+        for _ in range(n_kv):
+            key = reader.string()
+            value = reader.value(int(reader.unpack("I")), keep=key == "general.alignment")
+            if key == "general.alignment" and isinstance(value, int) and value > 0:
+                alignment = value
+        table = []
+        for _ in range(n_tensors):
+            name = reader.string()
+            n_dims = int(reader.unpack("I"))
+            reader.pos += 8 * n_dims + 4  # the dimensions, then the ggml type
+            table.append((int(reader.unpack("Q")), name))
+        data_start = -(-reader.pos // alignment) * alignment
+    table.sort()
+    ends = [offset for offset, _ in table[1:]] + [size - data_start]
+    return [(name, end - offset) for (offset, name), end in zip(table, ends, strict=True)]
+
+
+def gguf_layer_bytes(path: Path | str) -> tuple[tuple[int, ...], int] | None:
+    """Return each block's size in bytes and the output head's (norm included), from the GGUF's tensor table.
+
+    Only the header is read (no weights; cached by path, size and mtime). Returns None for an unreadable file or one
+    whose tensors are not named ``blk.N.*`` (then :func:`choose_gpu_layers` splits the file size evenly).
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _layer_bytes_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def free_vram_bytes() -> int:
@@ -187,6 +285,7 @@ _LOG_CALLBACK: list[Any] = []  # keep a reference: a collected ctypes callback l
 _LOG_TAIL: collections.deque[tuple[int, int, str]] = collections.deque(maxlen=64)
 _LOG_STATE = {"seq": 0, "partial": "", "level": 1}
 _GPU_WARNED = [False]
+_AUTO_CPU_WARNED: set[str] = set()  # model files "auto" already warned about falling back to the CPU
 # enum ggml_log_level in ggml.h (the comment in llama-cpp-python 0.3.36's _logger.py is out of date)
 _GGML_LOG_WARN, _GGML_LOG_ERROR, _GGML_LOG_CONT = 3, 4, 5
 
@@ -234,6 +333,12 @@ def _log_mark() -> int:
         return int(_LOG_STATE["seq"])
 
 
+def _log_text_since(mark: int) -> str:
+    """Return every llama.cpp log line kept since ``mark``, one per line."""
+    with _LOG_LOCK:
+        return "\n".join(line for seq, _, line in _LOG_TAIL if seq > mark)
+
+
 def _log_problems_since(mark: int) -> str:
     """Return llama.cpp's warning and error lines logged after ``mark`` (or its last lines), joined."""
     with _LOG_LOCK:
@@ -259,10 +364,64 @@ def _gpu_layers(requested: int | str, info: GGUFInfo, llama_cpp: Any) -> int:
             )
         return 0
     if requested == "auto":
-        layers = choose_gpu_layers(free_vram_bytes(), info.size, info.n_layers)
-        logger.info("n_gpu_layers auto: %s of %s layers", layers, info.n_layers)
-        return layers
+        return _auto_gpu_layers(info)
     return int(requested)
+
+
+def _auto_gpu_layers(info: GGUFInfo) -> int:
+    """``n_gpu_layers="auto"``: as many layers as the free VRAM holds, from the GGUF's per-layer sizes."""
+    free = free_vram_bytes()
+    sizes = gguf_layer_bytes(info.path)
+    blocks, output = sizes if sizes is not None else (None, 0)
+    layers = choose_gpu_layers(free, info.size, info.n_layers, layer_bytes=blocks, output_bytes=output)
+    first = blocks[-1] if blocks else info.size // max(1, info.n_layers + 1)  # llama.cpp offloads the last first
+    mib = 1024**2
+    if layers == 0:
+        message = (
+            'InterStable: GPU layers "auto": %s, but %s needs %.1f MiB per layer plus %.0f MiB for its context, so '
+            'the LLM runs on the CPU (slower). Free VRAM (the "Time-share the GPU" memory policy moves SD off the '
+            "GPU), use a smaller quantization, or set GPU layers to a number (or 0 to run on the CPU on purpose)."
+        )
+        have = f"{free / mib:.0f} MiB of VRAM free" if free else "no free VRAM reading (torch sees no CUDA device)"
+        args = (have, info.path.name, first / mib, DEFAULT_RESERVE_BYTES / mib)
+        key = str(info.path)
+        if key in _AUTO_CPU_WARNED:
+            logger.info(message, *args)
+        else:
+            _AUTO_CPU_WARNED.add(key)
+            logger.warning(message, *args)
+    else:
+        logger.info(
+            'InterStable: GPU layers "auto": %s of %s layers on the GPU (%.0f MiB of VRAM free, layer sizes %s)',
+            "all" if layers == -1 else layers,
+            info.n_layers,
+            free / mib,
+            "from the GGUF" if blocks else "estimated from the file size",
+        )
+    return layers
+
+
+_OOM_MARKERS = (
+    "out of memory",
+    "cudamalloc failed",
+    "failed to allocate",
+    "unable to allocate",
+    "outofdevicememory",  # Vulkan: ErrorOutOfDeviceMemory
+    "llama_decode returned -2",  # GGML_STATUS_ALLOC_FAILED (compute buffers)
+)
+
+
+def _is_out_of_memory(exc: BaseException, log_text: str) -> bool:
+    """True when an exception from llama-cpp-python (or llama.cpp's log lines since the call) says memory ran out.
+
+    llama-cpp-python only raises ``ValueError("Failed to load model from file ...")`` / ``"Failed to create
+    llama_context"`` or ``RuntimeError("llama_decode returned -2")``; the reason (``cudaMalloc failed: out of
+    memory``, ``failed to allocate CUDA0 buffer``) is in llama.cpp's log.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    text = f"{exc}\n{log_text}".lower()
+    return any(marker in text for marker in _OOM_MARKERS)
 
 
 @dataclass(eq=False)
@@ -277,6 +436,7 @@ class _Entry:
     bos_text: str
     eos_text: str
     adds_bos: bool
+    n_gpu_layers: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     grammars: dict[str, Any] = field(default_factory=dict)
     last_prompt: tuple[str, tuple[int, ...]] | None = None
@@ -319,20 +479,37 @@ class _Entry:
                 self.llm.close()
 
 
-def _load_entry(path: Path, load: LoadSettings) -> _Entry:
+def _new_llama(llama_cpp: Any, path: Path, load: LoadSettings, n_gpu_layers: int) -> Any:
+    return llama_cpp.Llama(
+        model_path=str(path),
+        n_gpu_layers=n_gpu_layers,
+        n_ctx=load.n_ctx,
+        n_threads=load.n_threads,
+        n_threads_batch=load.n_threads_batch,
+        verbose=False,
+    )
+
+
+def _load_entry(path: Path, load: LoadSettings, *, cpu_only: bool = False) -> _Entry:
     info = check_gguf(path)
     llama_cpp = _import_llama_cpp()
-    n_gpu_layers = _gpu_layers(load.n_gpu_layers, info, llama_cpp)
+    n_gpu_layers = 0 if cpu_only else _gpu_layers(load.n_gpu_layers, info, llama_cpp)
     mark = _log_mark()
     try:
-        llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_gpu_layers=n_gpu_layers,
-            n_ctx=load.n_ctx,
-            n_threads=load.n_threads,
-            n_threads_batch=load.n_threads_batch,
-            verbose=False,
-        )
+        try:
+            llm = _new_llama(llama_cpp, path, load, n_gpu_layers)
+        except (ValueError, RuntimeError, OSError, MemoryError) as exc:
+            if n_gpu_layers == 0 or not _is_out_of_memory(exc, _log_text_since(mark)):
+                raise
+            logger.warning(
+                "InterStable: the GPU ran out of memory loading %s with n_gpu_layers=%s (%s); retrying once on the "
+                "CPU (n_gpu_layers=0): prompts will be slower. Free VRAM or lower the GPU layers to avoid this.",
+                path.name,
+                n_gpu_layers,
+                _log_problems_since(mark) or exc,
+            )
+            n_gpu_layers, mark = 0, _log_mark()
+            llm = _new_llama(llama_cpp, path, load, n_gpu_layers)
     except (ValueError, RuntimeError, OSError, MemoryError) as exc:
         detail = _log_problems_since(mark)
         raise ModelLoadError(
@@ -348,7 +525,7 @@ def _load_entry(path: Path, load: LoadSettings) -> _Entry:
 
     adds_bos = bos >= 0 and llm.tokenize(b"", add_bos=True)[:1] == [bos]
     logger.info("Loaded %s (n_gpu_layers=%s, n_ctx=%s)", path.name, n_gpu_layers, load.n_ctx)
-    return _Entry(llm, path, info, bos, eos, text_of(bos), text_of(eos), adds_bos)
+    return _Entry(llm, path, info, bos, eos, text_of(bos), text_of(eos), adds_bos, n_gpu_layers)
 
 
 # --- the process-wide cache ---------------------------------------------------------------------------------------
@@ -358,24 +535,46 @@ _CACHE_LOCK = threading.Lock()
 _COUNTS = {"loads": 0, "hits": 0}
 
 
-def _acquire(path: Path, load: LoadSettings) -> _Entry:
-    """Return the cached model for ``path`` (an absolute, resolved path) and ``load``, loading it if needed."""
+def _cache_key(path: Path, load: LoadSettings) -> tuple[Any, ...]:
     try:
         stat = path.stat()
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"The model file {path} does not exist.") from exc
     except OSError as exc:
         raise ModelLoadError(f"The model file {path} cannot be read: {exc}") from exc
-    resolved = str(path)
-    key = (resolved, stat.st_size, stat.st_mtime_ns, load)
+    return (str(path), stat.st_size, stat.st_mtime_ns, load)
+
+
+def _acquire(path: Path, load: LoadSettings) -> _Entry:
+    """Return the cached model for ``path`` (an absolute, resolved path) and ``load``, loading it if needed."""
+    key = _cache_key(path, load)
     with _CACHE_LOCK:
         entry = _CACHE.get(key)
         if entry is not None and not entry.closed:
             _COUNTS["hits"] += 1
             return entry
-        for stale in [k for k in _CACHE if k[0] == resolved and k[1:3] != key[1:3]]:
+        for stale in [k for k in _CACHE if k[0] == key[0] and k[1:3] != key[1:3]]:
             _CACHE.pop(stale).close()  # the file changed on disk
         entry = _load_entry(path, load)
+        _CACHE[key] = entry
+        _COUNTS["loads"] += 1
+        return entry
+
+
+def _reload_on_cpu(path: Path, load: LoadSettings, failed: _Entry) -> _Entry:
+    """Replace ``failed`` (a model that ran out of GPU memory) by a CPU copy under the same cache key.
+
+    The CPU copy stays cached until it is released; the next load after that tries the GPU again.
+    """
+    key = _cache_key(path, load)
+    with _CACHE_LOCK:
+        current = _CACHE.get(key)
+        if current is not None and current is not failed and not current.closed and current.n_gpu_layers == 0:
+            return current  # another thread has already moved it
+        if current is not None:
+            _CACHE.pop(key).close()
+        failed.close()  # frees its VRAM before the CPU copy is made
+        entry = _load_entry(path, load, cpu_only=True)
         _CACHE[key] = entry
         _COUNTS["loads"] += 1
         return entry
@@ -630,42 +829,34 @@ class LlamaPromptWriter:
                 state["error"] = exc
             return bool(state["stopped"] or state["error"] is not None)
 
-        entry = self._lock_live(entry)
+        kwargs = {
+            "max_tokens": max_tokens,
+            "temperature": eff.temperature,
+            "top_p": eff.top_p,
+            "top_k": eff.top_k,
+            "min_p": 0.05,
+            "repeat_penalty": eff.repeat_penalty,
+            "seed": llama_seed,
+            "stop": list(stop),
+        }
         try:
-            import llama_cpp
-
-            tokens = entry.tokenize(prompt)
-            state["n_prompt"] = len(tokens)
-            n_ctx = entry.llm.n_ctx()
-            if len(tokens) + max_tokens > n_ctx:
-                raise ConfigError(
-                    "n_ctx", n_ctx, f"the prompt has {len(tokens)} tokens and max_tokens is {max_tokens}: raise n_ctx"
-                )
-            mark = _log_mark()
-            try:
-                out = entry.llm.create_completion(
-                    tokens,
-                    max_tokens=max_tokens,
-                    temperature=eff.temperature,
-                    top_p=eff.top_p,
-                    top_k=eff.top_k,
-                    min_p=0.05,
-                    repeat_penalty=eff.repeat_penalty,
-                    seed=llama_seed,
-                    stop=list(stop),
-                    grammar=entry.grammar(grammar) if grammar else None,
-                    logit_bias={entry.eos_id: float("-inf")} if self._ignore_eos else None,
-                    stopping_criteria=llama_cpp.StoppingCriteriaList([each_token]),
-                )
-            except (RuntimeError, ValueError, MemoryError) as exc:
-                detail = _log_problems_since(mark)
-                raise ModelLoadError(
-                    f"Generation with {self.model_name} failed: {exc}"
-                    + (f" (llama.cpp says: {detail})" if detail else "")
-                    + ". If memory ran out, lower n_gpu_layers or n_ctx."
-                ) from exc
-        finally:
-            entry.lock.release()
+            out = self._complete_locked(
+                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=True
+            )
+        except _GpuOutOfMemory as oom:
+            logger.warning(
+                "InterStable: the GPU ran out of memory while %s wrote a prompt (n_gpu_layers=%s: %s); retrying once "
+                "on the CPU (n_gpu_layers=0): prompts will be slower until the model is unloaded. Free VRAM or lower "
+                "the GPU layers to avoid this.",
+                self.model_name,
+                oom.entry.n_gpu_layers,
+                oom.detail,
+            )
+            entry = _reload_on_cpu(self._resolved, self._load, oom.entry)
+            state.update(count=0, stopped=False, error=None, n_prompt=0)
+            out = self._complete_locked(
+                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=False
+            )
         if state["error"] is not None:
             raise state["error"]
         if state["stopped"]:
@@ -673,3 +864,66 @@ class LlamaPromptWriter:
         choice = out["choices"][0]
         n_tokens = int(out.get("usage", {}).get("completion_tokens", state["count"]))
         return Completion(str(choice["text"]), str(choice["finish_reason"] or "stop"), n_tokens)
+
+    def _complete_locked(
+        self,
+        entry: _Entry,
+        prompt: str,
+        *,
+        state: dict[str, Any],
+        kwargs: dict[str, Any],
+        grammar: str | None,
+        each_token: Callable[[Sequence[int], object], bool],
+        allow_cpu_retry: bool,
+    ) -> dict[str, Any]:
+        """Run one ``create_completion`` with the model's lock held.
+
+        Raises:
+            _GpuOutOfMemory: GPU memory ran out and ``allow_cpu_retry`` is set (the caller retries on the CPU).
+            ModelLoadError: Any other failure of llama.cpp.
+        """
+        import llama_cpp
+
+        entry = self._lock_live(entry)
+        try:
+            tokens = entry.tokenize(prompt)
+            state["n_prompt"] = len(tokens)
+            n_ctx = entry.llm.n_ctx()
+            if len(tokens) + kwargs["max_tokens"] > n_ctx:
+                raise ConfigError(
+                    "n_ctx",
+                    n_ctx,
+                    f"the prompt has {len(tokens)} tokens and max_tokens is {kwargs['max_tokens']}: raise n_ctx",
+                )
+            mark = _log_mark()
+            try:
+                return entry.llm.create_completion(  # type: ignore[no-any-return]
+                    tokens,
+                    **kwargs,
+                    grammar=entry.grammar(grammar) if grammar else None,
+                    logit_bias={entry.eos_id: float("-inf")} if self._ignore_eos else None,
+                    stopping_criteria=llama_cpp.StoppingCriteriaList([each_token]),
+                )
+            except (RuntimeError, ValueError, MemoryError) as exc:
+                detail = _log_problems_since(mark)
+                if (
+                    allow_cpu_retry
+                    and entry.n_gpu_layers != 0
+                    and state["error"] is None
+                    and _is_out_of_memory(exc, _log_text_since(mark))
+                ):
+                    raise _GpuOutOfMemory(entry, detail or str(exc)) from exc
+                raise ModelLoadError(
+                    f"Generation with {self.model_name} failed: {exc}"
+                    + (f" (llama.cpp says: {detail})" if detail else "")
+                    + ". If memory ran out, lower n_gpu_layers or n_ctx."
+                ) from exc
+        finally:
+            entry.lock.release()
+
+
+class _GpuOutOfMemory(Exception):  # noqa: N818 (internal signal: retry on the CPU)
+    def __init__(self, entry: _Entry, detail: str) -> None:
+        super().__init__(detail)
+        self.entry = entry
+        self.detail = detail
