@@ -23,6 +23,7 @@ from interstable.errors import ConfigError
 __all__ = [
     "ARGS",
     "ARGS_BY_KEY",
+    "BUTTON_TIPS",
     "NO_MODEL",
     "Arg",
     "Choice",
@@ -411,7 +412,20 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+BUTTON_TIPS = {
+    "preview": "Draw the lines, caption the image and write the prompt for the img2img tab's image and seed, "
+    "without sampling.",
+    "copy": "Put the final prompt of the last job or preview into the img2img prompt box.",
+    "preset": "Fill the Instruction box with a preset; edit it freely afterwards.",
+    "refresh": "List the .gguf files in the LLM models folder again.",
+    "download": "Download Mistral 7B Instruct v0.2 Q4_K_M (4.4 GB) into the LLM models folder; resumable, checked by "
+    "SHA-256.",
+}
+"""Tooltips of the script's buttons (which are not arguments), by the suffix of their ``elem_id``."""
+
+
 def tooltips_js() -> str:
     """Return the tooltip map of ``javascript/interstable.js`` (a test keeps the file equal to it)."""
-    entries = ",\n".join(f"    {arg.key}: {json.dumps(arg.help)}" for arg in ARGS)
+    tips = {arg.key: arg.help for arg in ARGS} | BUTTON_TIPS
+    entries = ",\n".join(f"    {key}: {json.dumps(text)}" for key, text in tips.items())
     return "const interstableTooltips = {\n" + entries + ",\n};"

@@ -46,7 +46,21 @@ class ConfigError(InterStableError, ValueError):
     def __init__(self, field: str, value: object, fix: str) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field}: {value!r} is not valid; {fix}")
+        super().__init__(f"{field}: {_shown(value)} is not valid; {fix}")
+
+
+_SHOWN_CHARS = 120
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to a readable length (an API caller may send a megabyte where a number belongs)."""
+    try:
+        text = repr(value)
+    except Exception:  # an int of more than 4300 digits has no repr; the message must still come out
+        text = f"<{type(value).__name__}>"
+    if len(text) > _SHOWN_CHARS:
+        text = f"{text[: _SHOWN_CHARS - 30]}... ({len(text):,} characters)"
+    return text
 
 
 class InputImageError(InterStableError, ValueError):

@@ -351,6 +351,15 @@ def _log_problems_since(mark: int) -> str:
     return " | ".join(problems[-4:])
 
 
+def gpu_offload_available() -> bool:
+    """True when the installed llama-cpp-python can put layers on a GPU (False for CPU-only builds or without it)."""
+    try:
+        llama_cpp = _import_llama_cpp()
+    except ModelLoadError:
+        return False
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
 def _gpu_layers(requested: int | str, info: GGUFInfo, llama_cpp: Any) -> int:
     if requested == 0:
         return 0

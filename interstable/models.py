@@ -179,7 +179,11 @@ def resolve_model(name: str, folder: Path) -> Path:
     names = [norm] if norm.lower().endswith(".gguf") else [norm, f"{norm}.gguf"]
     for candidate_name in names:
         candidate = folder / candidate_name
-        if candidate.is_symlink() or candidate.exists():
+        try:
+            found = candidate.is_symlink() or candidate.exists()
+        except OSError as exc:  # a name too long for the file system, a loop of symlinks...
+            raise ConfigError("model", name, f"it cannot be a file name here ({exc.strerror or exc}); {fix}") from exc
+        if found:
             if not _inside(candidate, folder):
                 raise ConfigError("model", name, f"it leads outside the models folder {folder} (a symlink?); {fix}")
             if candidate.exists():

@@ -246,6 +246,14 @@ def run_pipeline(
     return outcomes
 
 
+def _flat(image: Image.Image, background: tuple[int, int, int] | str) -> Image.Image:
+    """``image`` as RGB for the captioner: an RGB image without transparency is used as it is, not copied (a copy of
+    a 16384x16384 image is 1 GiB)."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    return flatten(image, background=background)
+
+
 @dataclass
 class _Job:
     inputs: list[ImageInput]
@@ -283,6 +291,7 @@ class _Job:
                 mask=item.region,
                 background=self.resources.background,
             )
+            lined.image.info.clear()  # a new image: the upload's metadata (PNG text, an old infotext) stays behind
             self.hooks.preview(lined.image)
             result.append(lined)
         return result
@@ -302,7 +311,7 @@ class _Job:
                 if self.config.caption_source == "lined":
                     source, key = lined[i].image, None
                 else:
-                    source = flatten(item.image, background=self.resources.background)
+                    source = _flat(item.image, self.resources.background)
                     key = keys.get(id(item.image)) or keys.setdefault(id(item.image), image_key(source))
                 try:
                     result = caption_image(

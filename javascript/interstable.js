@@ -1,4 +1,4 @@
-// InterStable LLM R-Line: tooltips for the script's controls. Everything sits in one closure: no globals.
+// InterStable LLM R-Line: tooltips for the script's controls and buttons. Everything sits in one closure: no globals.
 // The map is generated from interstable/args.py (tests/unit/test_assets.py keeps them equal).
 (function () {
   const interstableTooltips = {
@@ -31,6 +31,11 @@
       top_p: "LLM nucleus sampling (with raw sampling).",
       top_k: "LLM top-k; 0 disables it (with raw sampling).",
       repeat_penalty: "Penalty on repeated tokens (with raw sampling).",
+      preview: "Draw the lines, caption the image and write the prompt for the img2img tab's image and seed, without sampling.",
+      copy: "Put the final prompt of the last job or preview into the img2img prompt box.",
+      preset: "Fill the Instruction box with a preset; edit it freely afterwards.",
+      refresh: "List the .gguf files in the LLM models folder again.",
+      download: "Download Mistral 7B Instruct v0.2 Q4_K_M (4.4 GB) into the LLM models folder; resumable, checked by SHA-256.",
   };
 
   function applyInterstableTooltips() {

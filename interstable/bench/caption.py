@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         names = (args.caption_model or "blip-large", args.clip_model or "ViT-L-14/openai")
         if tiny:
             from interstable.tinymodels.clip_blip import build_tiny_clip_blip, write_tiny_labels
+            from interstable.tinymodels.torchvision_shim import ensure_torchvision
+
+            ensure_torchvision()
 
             models = build_tiny_clip_blip(seed=0)
             overrides = {**models.config_overrides(), "data_path": str(write_tiny_labels(Path(tmp) / "labels"))}

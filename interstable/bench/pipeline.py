@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -170,33 +169,6 @@ class _TimedCaptioner:
 
 # --- the tiny captioner -------------------------------------------------------------------------------------------
 
-_TORCHVISION_SHIM: list[Any] = []
-
-
-def ensure_torchvision() -> None:
-    """Make ``import torchvision`` work on a CPU torch with torchvision's CUDA build (pytorch/vision#9085).
-
-    torchvision registers fake kernels for ``nms``/``qnms`` without checking that its compiled ops loaded; defining
-    the two op schemas first lets ``torchvision.transforms`` (all open_clip needs) import. Does nothing where
-    torchvision imports normally (as in WebUI installs, whose torchvision matches their torch).
-    """
-    try:
-        import torchvision
-    except RuntimeError as exc:
-        if "torchvision::nms does not exist" not in str(exc):
-            raise
-    else:
-        return
-    import torch
-
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    library = torch.library.Library("torchvision", "DEF")
-    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _TORCHVISION_SHIM.append(library)  # the schemas live as long as the Library object
-    import torchvision  # noqa: F401
-
 
 def tiny_captioner_factory(folder: Path, *, device: str = "cpu") -> Callable[[], Any]:
     """Return a function that makes a fresh (unloaded) clip-interrogator captioner on the tiny random models.
@@ -207,6 +179,8 @@ def tiny_captioner_factory(folder: Path, *, device: str = "cpu") -> Callable[[],
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from interstable.tinymodels.torchvision_shim import ensure_torchvision
+
     ensure_torchvision()
     import torch
 

@@ -96,6 +96,9 @@ def _device(name: str) -> str:
 def _tiny(labels_dir: Path) -> tuple[dict[str, Any], str, str]:
     try:
         from interstable.tinymodels.clip_blip import build_tiny_clip_blip, write_tiny_labels
+        from interstable.tinymodels.torchvision_shim import ensure_torchvision
+
+        ensure_torchvision()
 
         tiny = build_tiny_clip_blip(seed=0)
     except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 from interstable.args import NO_MODEL, JobConfig
 from interstable.captioning import CaptionCache, Captioner, CaptionSettings
-from interstable.errors import ModelError, ModelNotFoundError
+from interstable.errors import ModelError, ModelLoadError, ModelNotFoundError
 from interstable.pipeline import Resources, caption_settings
 from interstable.prompting import approx_clip_tokens
 from interstable.webui.hooks import HostHooks
@@ -119,6 +119,12 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
     return name.strip().replace("\\", "/"), path
 
 
+def _gpu_offload_available() -> bool:
+    from interstable.llm import gpu_offload_available
+
+    return gpu_offload_available()
+
+
 def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
     def open_writer() -> Any:
         from interstable.llm import LlamaPromptWriter, LoadSettings
@@ -162,11 +168,20 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
         if resolved is None:
             open_writer = None
         else:
-            info.llm_name, path = resolved
-            info.llm_hash = models.file_sha256(path)[:10]
-            memory.llm_bytes = path.stat().st_size
-            memory.llm_wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
-            open_writer = _writer_factory(path, settings, memory)
+            name, path = resolved
+            try:
+                models.check_gguf(path)  # the header only: a folder, an unreadable or a damaged file ends here
+                llm_hash, size = models.file_sha256(path)[:10], path.stat().st_size
+            except ModelError as exc:
+                open_writer = _failing(exc)
+            except OSError as exc:
+                open_writer = _failing(ModelLoadError(f"The model file {path} cannot be read: {exc}"))
+            else:
+                info.llm_name, info.llm_hash, memory.llm_bytes = name, llm_hash, size
+                # A CPU-only llama-cpp-python never uses the GPU: moving SD's weights for it would waste 0.5-1.8 s.
+                wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
+                memory.llm_wants_gpu = wants_gpu and _gpu_offload_available()
+                open_writer = _writer_factory(path, settings, memory)
     from modules import shared
 
     resources = Resources(

@@ -192,6 +192,8 @@ class _Run:
             p.extra_generation_params = base_params
             self.models.finish()
         for image, text in lined_extra:
+            if getattr(shared.opts, "enable_pnginfo", True):
+                image.info["parameters"] = text  # as process_images labels its images (the API sends image.info)
             images.append(image)
             infotexts.append(text)
         if prompts:

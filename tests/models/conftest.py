@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,35 +39,9 @@ def tiny_digits(gguf_dir: Path) -> Path:
     return write_tiny_llama(gguf_dir / "tiny-digits.gguf", bias_overrides={"0": 40.0})
 
 
-_TORCHVISION_SHIM = []
-
-
-def ensure_torchvision() -> None:
-    """Make ``import torchvision`` work on a CPU torch with torchvision's CUDA build (pytorch/vision#9085).
-
-    torchvision registers fake kernels for ``nms``/``qnms`` without checking that its compiled ops loaded; defining
-    the two op schemas first lets ``torchvision.transforms`` (all open_clip needs) import. Does nothing where
-    torchvision imports normally. A test-environment matter only: WebUI installs have a matching torchvision.
-    """
-    try:
-        import torchvision
-    except RuntimeError as exc:
-        if "torchvision::nms does not exist" not in str(exc):
-            raise
-    else:
-        return
-    import torch
-
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    library = torch.library.Library("torchvision", "DEF")
-    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _TORCHVISION_SHIM.append(library)  # the schemas live as long as the Library object
-    import torchvision  # noqa: F401
-
-
 @pytest.fixture(scope="session")
 def torchvision_importable() -> None:
     """open_clip (under clip-interrogator) imports torchvision; make that work on this machine's CPU torch."""
+    from interstable.tinymodels.torchvision_shim import ensure_torchvision
+
     ensure_torchvision()

@@ -6,7 +6,7 @@ import configparser
 import re
 from pathlib import Path
 
-from interstable.args import ARGS, tooltips_js
+from interstable.args import ARGS, BUTTON_TIPS, tooltips_js
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,7 +15,7 @@ def test_javascript_tooltips_are_generated_from_the_table():
     js = (ROOT / "javascript" / "interstable.js").read_text(encoding="utf-8")
     indented = "\n".join("  " + line if line else line for line in tooltips_js().split("\n"))
     assert indented in js
-    assert len(re.findall(r'^\s+\w+: "', js, flags=re.MULTILINE)) == len(ARGS)
+    assert len(re.findall(r'^\s+\w+: "', js, flags=re.MULTILINE)) == len(ARGS) + len(BUTTON_TIPS)
 
 
 def test_javascript_defines_no_new_globals():
@@ -36,3 +36,10 @@ def test_metadata_ini_parses():
     parser = configparser.ConfigParser()
     parser.read(ROOT / "metadata.ini")
     assert parser["Extension"]["Name"] == "interstable"
+
+
+def test_every_button_has_a_tooltip():
+    """Each button (not returned from ui()) has an elem_id suffix listed in BUTTON_TIPS."""
+    source = (ROOT / "interstable" / "webui" / "actions.py").read_text(encoding="utf-8")
+    buttons = re.findall(r'gr\.Button\(.*elem_id=script\.elem_id\("(\w+)"\)', source)
+    assert sorted([*buttons, "preset"]) == sorted(BUTTON_TIPS)  # and the preset dropdown

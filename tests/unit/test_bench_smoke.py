@@ -73,7 +73,7 @@ def test_pipeline_loads_once_per_cold_job_and_never_when_warm(capsys):
 def needs_clip_interrogator():
     """Skip without clip-interrogator; keep torch's thread count (the benchmarks set 1 for the tiny models)."""
     # find_spec, not importorskip: on this machine importing it fails with RuntimeError until the benchmark's
-    # torchvision workaround has run (see interstable.bench.pipeline.ensure_torchvision).
+    # torchvision workaround has run (see interstable.tinymodels.torchvision_shim.ensure_torchvision).
     if importlib.util.find_spec("clip_interrogator") is None or importlib.util.find_spec("open_clip") is None:
         pytest.skip("clip-interrogator is not installed")
     torch = pytest.importorskip("torch")
@@ -84,7 +84,7 @@ def needs_clip_interrogator():
 
 @pytest.mark.usefixtures("needs_clip_interrogator")
 def test_caption(capsys):
-    from interstable.bench.pipeline import ensure_torchvision
+    from interstable.tinymodels.torchvision_shim import ensure_torchvision
 
     ensure_torchvision()
     result = run_json(capsys, "caption", "--repeats", "1", "--size", "64x96")

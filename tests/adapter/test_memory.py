@@ -1,0 +1,96 @@
+"""The memory choreography on the fake host: captions, then the LLM, then sampling; SD moves only when it must."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from interstable.args import ARGS, JobConfig
+
+pytest.importorskip("llama_cpp")
+
+
+def _run(runner, script, **changes):
+    from modules import processing
+
+    config = JobConfig.defaults().replace(**changes)
+    values = [a.choice_label(getattr(config, a.key)) if a.kind == "choice" else getattr(config, a.key) for a in ARGS]
+    p = processing.StableDiffusionProcessingImg2Img(init_images=[Image.new("RGB", (64, 64))], width=64, height=64,
+                                                    seed=3, batch_size=2)  # fmt: skip
+    full = [1, *values]
+    p.scripts, p.script_args = runner, full
+    return runner.run(p, *full)
+
+
+def _record(host, monkeypatch):
+    """One timeline of what touches memory: caption calls, captioner unloads, LLM loads, SD moves, sampling."""
+    from modules import processing, sd_models
+
+    from interstable import llm
+
+    events = []
+    interrogate = host.interrogator.interrogate
+    monkeypatch.setattr(host.interrogator, "interrogate", lambda image: events.append("caption") or interrogate(image))
+    unload = host.interrogator.unload
+    monkeypatch.setattr(host.interrogator, "unload", lambda: events.append("captioner released") or unload())
+    load = llm._load_entry
+    monkeypatch.setattr(llm, "_load_entry", lambda *a, **k: events.append("LLM loaded") or load(*a, **k))
+    for name in ("unload_model_weights", "send_model_to_device"):
+        original = getattr(sd_models, name)
+        monkeypatch.setattr(sd_models, name, lambda *a, _n=name, _o=original: events.append(_n) or _o(*a))
+    process = processing.process_images
+    monkeypatch.setattr(processing, "process_images", lambda p: events.append("sample") or process(p))
+    return events
+
+
+def test_auto_policy_with_a_cpu_only_llama_build_never_moves_sd(host, runner, script, monkeypatch):
+    from interstable.llm import gpu_offload_available
+
+    if gpu_offload_available():
+        pytest.skip("this llama-cpp-python build can offload to a GPU")
+    host.opts.interstable_gpu_layers = "auto"
+    events = _record(host, monkeypatch)
+    _run(runner, script)
+    assert events == ["caption", "captioner released", "LLM loaded", "sample"]
+
+
+def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runner, script, monkeypatch):
+    host.opts.interstable_memory = "Time-share the GPU"
+    events = _record(host, monkeypatch)
+    _run(runner, script)
+    assert events == [
+        "caption",
+        "captioner released",
+        "unload_model_weights",
+        "LLM loaded",
+        "send_model_to_device",
+        "sample",
+    ]
+
+
+def test_llm_on_cpu_policy_loads_with_zero_gpu_layers(host, runner, script, monkeypatch):
+    from interstable import llm
+
+    host.opts.interstable_memory = "Keep SD on the GPU, LLM on the CPU"
+    host.opts.interstable_gpu_layers = "-1"
+    seen = []
+    load_entry = llm._load_entry
+    monkeypatch.setattr(llm, "_load_entry", lambda path, load: seen.append(load.n_gpu_layers) or load_entry(path, load))
+    events = _record(host, monkeypatch)
+    _run(runner, script)
+    assert seen == [0]
+    assert "unload_model_weights" not in events
+
+
+def test_unload_policy_closes_the_llm_and_keep_loaded_keeps_it(host, runner, script):
+    from interstable import llm
+
+    _run(runner, script)
+    assert llm.cache_stats().loaded == ()  # "Unload after each job" (the default) closed it
+    host.opts.interstable_unload = "Keep loaded"
+    before = llm.cache_stats().loads
+    _run(runner, script)
+    _run(runner, script)
+    stats = llm.cache_stats()
+    assert len(stats.loaded) == 1
+    assert stats.loads - before == 1  # the second kept job did not load again

@@ -1,0 +1,254 @@
+"""Faults during a job: Interrupt and Skip at every stage, out-of-memory, models that fail to load or write nothing.
+
+After each one: the job ends promptly, what was made is returned with its infotexts, the failure policy applies and is
+recorded, no model stays loaded, SD's weights are back, and the WebUI keeps serving (the next job works).
+"""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from interstable.errors import CaptionError, ModelLoadError, PromptError
+from interstable.webui.settings import MEMORY_POLICIES
+
+CONTINUE = "Continue without it"
+THREE_IMAGES = [Image.new("RGB", (48, 32), colour) for colour in ("red", "green", "blue")]
+
+
+def _press(host, button: str) -> None:
+    {"interrupt": host.state.interrupt, "skip": host.state.skip, "stop": host.state.stop_generating}[button]()
+
+
+def _loaded() -> tuple[str, ...]:
+    from interstable import llm
+
+    return llm.cache_stats().loaded
+
+
+@pytest.fixture
+def time_share(host):
+    """SD's weights leave the GPU for the LLM every time, so every path must bring them back."""
+    host.opts.interstable_memory = MEMORY_POLICIES[2]
+    return host
+
+
+def _sd_back() -> bool:
+    from modules import sd_models
+
+    return sd_models.calls.count("unload_model_weights") == sd_models.calls.count("send_model_to_device")
+
+
+# --- Interrupt / Skip -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("button", ["interrupt", "skip"])
+def test_pressed_while_captioning(jobs, time_share, button):
+    from modules import processing
+
+    host = jobs.host
+    host.interrogator.on_call = lambda: _press(host, button)
+    processed = jobs.run(jobs.p(init_images=THREE_IMAGES, batch_size=3))
+    assert processed.images == []
+    assert processed.infotexts == []
+    assert host.interrogator.calls == ["RGB"]  # the two other captions never started
+    assert host.interrogator.unloads == 1  # the captioner was released all the same
+    assert processing.calls == []
+    assert _loaded() == ()
+    host.interrogator.on_call = None
+    jobs.works()
+
+
+@pytest.mark.parametrize("button", ["interrupt", "skip"])
+def test_pressed_while_the_llm_writes(jobs, time_share, button):
+    from modules import processing
+
+    from interstable.webui.hooks import HostHooks
+
+    host, seen = jobs.host, []
+    original = HostHooks.tokens
+
+    def tokens(self, done, total):
+        seen.append(done)
+        if done == 3:
+            _press(host, button)
+        original(self, done, total)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HostHooks, "tokens", tokens)
+        processed = jobs.run(max_tokens=200)
+    assert processed.images == []
+    assert seen == [1, 2, 3]  # generation stopped at the next token
+    assert processing.calls == []
+    assert _loaded() == ()  # closed by the unload policy even though the job ended early
+    assert _sd_back()
+    jobs.works()
+
+
+@pytest.mark.parametrize("when", ["end-of-batch-1", "start-of-batch-2"])
+@pytest.mark.parametrize("button", ["interrupt", "stop"])
+def test_pressed_between_batches_keeps_the_images_made(jobs, button, when):
+    from modules import processing
+
+    host, original = jobs.host, processing.process_images
+
+    def sample(p):  # pressed from inside the host's process_images, after batch 1 sampled or before batch 2 does
+        if when == "start-of-batch-2" and len(processing.calls) == 1:
+            _press(host, button)
+        result = original(p)
+        if when == "end-of-batch-1" and len(processing.calls) == 1:
+            _press(host, button)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(processing, "process_images", sample)
+        processed = jobs.run(jobs.p(n_iter=3, batch_size=2), show_lined=True)
+    assert len(processing.calls) == (1 if when == "end-of-batch-1" else 2)  # batch 3 never started
+    assert len(processed.images) == len(processed.infotexts) == 2 + 2  # batch 1's samples, then its lined images
+    assert processed.all_seeds == [1000, 1001]
+    params = [jobs.params(text) for text in processed.infotexts]
+    assert [int(p["Seed"]) for p in params] == [1000, 1001, 1000, 1001]
+    assert [p["Prompt"] for p in params[:2]] == processed.all_prompts
+    assert all(p["InterStable user prompt"] == "a user prompt" for p in params)
+    jobs.works()
+
+
+def test_skip_between_batches_skips_only_the_current_one(jobs, monkeypatch):
+    from modules import processing
+
+    host, original = jobs.host, processing.process_images
+
+    def sample(p):
+        result = original(p)
+        if len(processing.calls) == 1:
+            host.state.skip()
+        return result
+
+    monkeypatch.setattr(processing, "process_images", sample)
+    processed = jobs.run(jobs.p(n_iter=3))
+    assert len(processed.images) == len(processed.infotexts) == 3
+    assert host.state.skipped is False
+
+
+# --- out of memory and failing models ---------------------------------------------------------------------------------
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like ``torch.cuda.OutOfMemoryError`` (the check goes by name: no torch import)."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), OutOfMemoryError("CUDA error"), MemoryError()],
+    ids=["runtime-error", "torch-oom-class", "memory-error"],
+)
+def test_captioner_out_of_memory(jobs, error):
+    from modules import deepbooru
+
+    deepbooru.model.fail_with = error
+    with pytest.raises(CaptionError, match=r"WebUI DeepBooru ran out of memory while captioning.*Free VRAM"):
+        jobs.run(caption_backend="webui_deepbooru")
+    jobs.host.opts.interstable_failure_policy = CONTINUE
+    processed = jobs.run(caption_backend="webui_deepbooru")
+    params = jobs.params(processed.infotexts[0])
+    assert "ran out of memory" in params["InterStable failure"]
+    assert "InterStable caption" not in params
+    deepbooru.model.fail_with = None
+    jobs.works()
+
+
+def test_host_interrogator_out_of_memory_never_becomes_a_caption(jobs):
+    jobs.host.interrogator.fail_with = RuntimeError("CUDA out of memory")
+    with pytest.raises(CaptionError, match="the GPU ran out of memory"):
+        jobs.run()
+    assert jobs.host.state.job_count == 0  # the host's state is the host's again (end() of the failed job)
+    jobs.host.interrogator.fail_with = None
+    jobs.works()
+
+
+class _FailingLlama:
+    error: BaseException = RuntimeError("CUDA out of memory")
+
+    def __init__(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("Failed to load model from file"), RuntimeError("cudaMalloc failed: out of memory"), MemoryError()],
+    ids=["failed-to-load", "cuda-oom", "memory-error"],
+)
+def test_llm_load_failure(jobs, time_share, error):
+    import llama_cpp
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_FailingLlama, "error", error)
+        patch.setattr(llama_cpp, "Llama", _FailingLlama)
+        with pytest.raises(ModelLoadError, match=r"llama\.cpp could not load tiny-mistral\.gguf"):
+            jobs.run()
+        assert _loaded() == ()
+        assert _sd_back()
+        jobs.host.opts.interstable_failure_policy = CONTINUE
+        processed = jobs.run()
+    params = jobs.params(processed.infotexts[0])
+    assert "LLM: llama.cpp could not load tiny-mistral.gguf" in params["InterStable failure"]
+    assert (
+        params["Prompt"] == "a photo of a cat sitting on a wooden table, by artist name, pastel colors, a user prompt"
+    )
+    assert _loaded() == ()
+    assert _sd_back()
+    jobs.works()
+
+
+def test_llm_that_writes_nothing_usable(jobs):
+    from interstable.tinymodels import write_tiny_llama
+
+    folder = jobs.host.models_path
+    write_tiny_llama(f"{folder}/LLM/tiny-digits.gguf", bias_overrides={"0": 40.0})  # writes only zeros
+    with pytest.raises(PromptError, match=r"The LLM \(tiny-digits\) returned no usable text"):
+        jobs.run(llm_model="tiny-digits.gguf")
+    assert _loaded() == ()
+    jobs.host.opts.interstable_failure_policy = CONTINUE
+    processed = jobs.run(jobs.p(batch_size=2), llm_model="tiny-digits.gguf")
+    for text in processed.infotexts:
+        params = jobs.params(text)
+        assert "returned no usable text" in params["InterStable failure"]
+        assert params["InterStable LLM model"] == "tiny-digits.gguf"  # the model that failed is on record
+        assert params["Prompt"].endswith(", a user prompt")
+        assert "0" not in params["Prompt"]  # its output is never used
+    assert _loaded() == ()
+    jobs.works()
+
+
+def test_llm_that_refuses(jobs):
+    import llama_cpp
+
+    def refuse(self, *args, **kwargs):
+        text = "I'm sorry, but I can't help with that request."
+        return {"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 12}}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(llama_cpp.Llama, "create_completion", refuse)
+        with pytest.raises(PromptError, match="refused to write a prompt"):
+            jobs.run()
+        jobs.host.opts.interstable_failure_policy = CONTINUE
+        processed = jobs.run()
+    params = jobs.params(processed.infotexts[0])
+    assert "refused" in params["InterStable failure"]
+    assert "sorry" not in processed.all_prompts[0].lower()
+    assert _loaded() == ()
+    jobs.works()
+
+
+def test_the_routes_keep_serving_after_faults(client, jobs):
+    import llama_cpp
+
+    image = jobs.b64(Image.new("RGB", (16, 16)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(llama_cpp, "Llama", _FailingLlama)
+        failed = client.post("/interstable/v1/preview", json={"image": image})
+    assert failed.status_code == 409
+    assert "could not load" in failed.json()["detail"]
+    assert client.get("/interstable/v1/status").status_code == 200
+    assert client.post("/interstable/v1/preview", json={"image": image}).status_code == 200
+    assert _loaded() == ()
