@@ -190,6 +190,7 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
         close_writer=_close_writer(settings),
         count_tokens=host_token_counter(),
         cache=caption_cache(settings.caption_cache_size),
+        keep_captioner=settings.keep_captioner,
         default_instruction=settings.default_instruction,
         background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
     )

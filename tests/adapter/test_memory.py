@@ -10,11 +10,15 @@ from interstable.args import ARGS, JobConfig
 pytest.importorskip("llama_cpp")
 
 
+def _values(**changes):
+    config = JobConfig.defaults().replace(**changes)
+    return [a.choice_label(getattr(config, a.key)) if a.kind == "choice" else getattr(config, a.key) for a in ARGS]
+
+
 def _run(runner, script, **changes):
     from modules import processing
 
-    config = JobConfig.defaults().replace(**changes)
-    values = [a.choice_label(getattr(config, a.key)) if a.kind == "choice" else getattr(config, a.key) for a in ARGS]
+    values = _values(**changes)
     p = processing.StableDiffusionProcessingImg2Img(init_images=[Image.new("RGB", (64, 64))], width=64, height=64,
                                                     seed=3, batch_size=2)  # fmt: skip
     full = [1, *values]
@@ -94,3 +98,28 @@ def test_unload_policy_closes_the_llm_and_keep_loaded_keeps_it(host, runner, scr
     stats = llm.cache_stats()
     assert len(stats.loaded) == 1
     assert stats.loads - before == 1  # the second kept job did not load again
+
+
+def test_keep_the_interrogator_setting_skips_its_release(host, runner, script, monkeypatch):
+    host.opts.interstable_keep_captioner = True
+    events = _record(host, monkeypatch)
+    _run(runner, script)
+    assert "captioner released" not in events
+    assert events[0] == "caption"
+
+
+def test_batch_from_directory_calls_run_once_per_file_with_the_image_repeated(host, runner, script):
+    """The host's UI batch mode sets init_images = [img] * batch_size and calls run() once per file."""
+    from modules import processing
+
+    for colour in ("red", "blue"):
+        image = Image.new("RGB", (64, 64), colour)
+        values = _values()
+        p = processing.StableDiffusionProcessingImg2Img(init_images=[image] * 2, batch_size=2, width=64, height=64)
+        full = [1, *values]
+        p.scripts, p.script_args = runner, full
+        processed = runner.run(p, *full)
+        assert len(processed.images) == len(processed.infotexts) == 2
+    first, second = processing.calls[-2:]
+    assert [len(c["init_images"]) for c in (first, second)] == [2, 2]
+    assert first["init_images"][0].tobytes() != first["init_images"][1].tobytes()  # own lines per image
