@@ -10,19 +10,36 @@ the stroke mask is a second ``L`` image drawn with the same geometry at 255, so 
 the lines touched. Polylines and curves are drawn as one outline polygon each, so every pixel of a line is blended
 once (drawing them segment by segment would blend the joints twice). Extra memory is the output image, the stroke
 mask and, with a region, one ``L`` mask; mode conversions and region sampling work in bounded strips.
+
+Image checks, flattening and region masks live in :mod:`interstable._imaging`, line shapes in
+:mod:`interstable._line_geometry`; this module holds the parameters, the plan, colours and drawing.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw
+from PIL import Image, ImageDraw
 
+from interstable._imaging import (
+    Color,
+    check_image,
+    check_rgb,
+    clip_to_region,
+    flatten_to_rgb,
+    outside_mask,
+    parse_background,
+    size_text,
+)
+from interstable._line_geometry import (
+    SHAPES,
+    LineBase,
+    Shape,  # noqa: F401 (public before the split)
+    sample_inside,
+)
 from interstable.errors import ConfigError, InputImageError
 from interstable.seeds import SEED_MAX
 
@@ -52,18 +69,10 @@ REFERENCE_SIDE = 512
 MAX_LINES = 100_000
 """Upper bound on the lines of one image; only extreme aspect ratios (1x16384 at a high density) reach it."""
 
-Color = tuple[int, int, int]
-
 _RANGES = {"density": (0.0, 100.0), "width_min": (0.5, 64.0), "width_max": (0.5, 64.0), "opacity": (0.05, 1.0)}
 _LENGTH = (0.1, 0.5)  # line length as a fraction of the short side
-_MAX_BEND = math.radians(80)  # headings stay within 80 deg of the start heading, so a line never crosses itself
-_POLY_SEGMENTS = 4  # a polyline has 2 to this many segments
 _THUMB_SIDE = 128  # colours are sampled from a nearest-neighbour copy this big: cheap also at 16384x16384
 _MIN_CONTRAST = 96  # complementary: least gap between the channel means of a line and of what lies under it
-_STRIP_PIXELS = 1 << 22  # strips of this many pixels bound the extra memory of mode conversions and region sampling
-_OUTSIDE_LUT = [255] * 129 + [0] * 127  # as the WebUI's create_binary_mask: a mask value > 128 is inside
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_NUMPY_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -199,17 +208,17 @@ def draw_lines(
         ConfigError: ``params``, ``seed`` or ``background`` is invalid.
         InputImageError: ``image`` or ``mask`` is not a usable image, or their sizes differ.
     """
-    _check_image(image, "image")
+    check_image(image, "image")
     if not isinstance(params, LineParams):
         raise ConfigError("params", params, "pass an interstable.rline.LineParams")
     seed = _check_seed(seed)
-    rgb = _parse_background(background)
-    outside = None if mask is None else _outside_mask(mask, image.size)
-    canvas = _flatten(image, rgb)
+    rgb = parse_background(background)
+    outside = None if mask is None else outside_mask(mask, image.size)
+    canvas = flatten_to_rgb(image, rgb)
     plan = _plan(canvas, params, seed=seed, outside=outside, count=None)
     stroke = _draw(canvas, plan)
     if outside is not None:
-        _clip_to_region(canvas, stroke, image, outside, rgb)
+        clip_to_region(canvas, stroke, image, outside, rgb)
     return LinedImage(image=canvas, mask=stroke, count=plan.count, seed=seed)
 
 
@@ -242,14 +251,14 @@ def plan_lines(
         ConfigError: A parameter is invalid.
         InputImageError: ``image`` is not RGB, or ``region`` is unusable.
     """
-    _check_rgb(image)
+    check_rgb(image)
     if not isinstance(params, LineParams):
         raise ConfigError("params", params, "pass an interstable.rline.LineParams")
     if count is not None and (
         isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= MAX_LINES
     ):
         raise ConfigError("count", count, f"use an integer from 0 to {MAX_LINES}, or None for the density's count")
-    outside = None if region is None else _outside_mask(region, image.size)
+    outside = None if region is None else outside_mask(region, image.size)
     return _plan(image, params, seed=_check_seed(seed), outside=outside, count=count)
 
 
@@ -267,17 +276,17 @@ def draw_planned(image: Image.Image, plan: LinePlan, *, region: Image.Image | No
     Raises:
         InputImageError: ``image`` is not RGB or not of ``plan.size``, or ``region`` is unusable.
     """
-    _check_rgb(image)
+    check_rgb(image)
     if image.size != plan.size:
         raise InputImageError(
-            f"image: size {_size_text(image.size)} does not match the plan's {_size_text(plan.size)}; "
+            f"image: size {size_text(image.size)} does not match the plan's {size_text(plan.size)}; "
             "plan the lines for this image"
         )
-    outside = None if region is None else _outside_mask(region, image.size)
+    outside = None if region is None else outside_mask(region, image.size)
     canvas = image.copy()
     stroke = _draw(canvas, plan)
     if outside is not None:
-        _clip_to_region(canvas, stroke, image, outside, None)
+        clip_to_region(canvas, stroke, image, outside, None)
     return LinedImage(image=canvas, mask=stroke, count=plan.count, seed=plan.seed)
 
 
@@ -293,8 +302,8 @@ def flatten(image: Image.Image, *, background: Color | str = (255, 255, 255)) ->
         ConfigError: ``background`` is invalid.
         InputImageError: ``image`` is not an image, has no pixels or its mode cannot become RGB.
     """
-    _check_image(image, "image")
-    return _flatten(image, _parse_background(background))
+    check_image(image, "image")
+    return flatten_to_rgb(image, parse_background(background))
 
 
 # ---------------------------------------------------------------------------------------------------- more checks
@@ -306,106 +315,6 @@ def _check_seed(seed: object) -> int:
             "seed", seed, f"use an integer from 0 to {SEED_MAX} (interstable.seeds.derive_seed makes one)"
         )
     return int(seed)
-
-
-def _parse_background(value: object) -> Color:
-    fix = "use an (r, g, b) tuple of integers 0 to 255 or a '#rrggbb' string"
-    if isinstance(value, str):
-        try:
-            rgb = ImageColor.getrgb(value)
-        except ValueError:
-            raise ConfigError("background", value, fix) from None
-        if len(rgb) == 3:
-            return rgb  # type: ignore[return-value]
-    elif (
-        isinstance(value, tuple | list)
-        and len(value) == 3
-        and all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c <= 255 for c in value)
-    ):
-        return (int(value[0]), int(value[1]), int(value[2]))
-    raise ConfigError("background", value, fix)
-
-
-def _size_text(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
-def _check_image(image: Image.Image, field: str) -> None:
-    if not isinstance(image, Image.Image):
-        raise InputImageError(f"{field}: expected a PIL image, got {type(image).__name__}; open it with PIL.Image")
-    if image.width < 1 or image.height < 1:
-        raise InputImageError(f"{field}: size {_size_text(image.size)} has no pixels; use an image of at least 1x1")
-
-
-def _check_rgb(image: Image.Image) -> None:
-    _check_image(image, "image")
-    if image.mode != "RGB":
-        raise InputImageError(f"image: mode {image.mode} is not RGB; pass interstable.rline.flatten(image) instead")
-
-
-def _outside_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image | None:
-    """Return an L image that is 255 outside the region and 0 inside, or None when the region is everything."""
-    _check_image(mask, "mask")
-    if mask.size != size:
-        raise InputImageError(
-            f"mask: size {_size_text(mask.size)} does not match the image size {_size_text(size)}; "
-            "resize the mask to the image"
-        )
-    if mask.mode == "RGBA" and mask.getextrema()[3] != (255, 255):
-        source = mask.getchannel("A")
-    else:
-        source = mask if mask.mode == "L" else mask.convert("L")
-    outside = source.point(_OUTSIDE_LUT)
-    return None if outside.getbbox() is None else outside
-
-
-# ---------------------------------------------------------------------------------------------------- flattening
-
-
-def _flatten(image: Image.Image, background: Color) -> Image.Image:
-    width, height = image.size
-    direct = image.mode not in _NUMPY_MODES and (image.mode == "RGBA" or image.mode not in _ALPHA_MODES)
-    if width * height <= _STRIP_PIXELS or (direct and "transparency" not in image.info):
-        return _flatten_tile(image, background)
-    out = Image.new("RGB", image.size)
-    for box in _strips((0, 0, width, height)):
-        out.paste(_flatten_tile(image.crop(box), background), box[:2])
-    return out
-
-
-def _flatten_tile(image: Image.Image, background: Color) -> Image.Image:
-    mode = image.mode
-    if mode in _NUMPY_MODES:
-        return _to_l(image).convert("RGB")
-    if mode in _ALPHA_MODES or "transparency" in image.info:
-        try:
-            rgba = image if mode == "RGBA" else image.convert("RGBA")
-        except ValueError as exc:
-            raise InputImageError(f"image: mode {mode} cannot be flattened ({exc}); convert it to RGBA first") from None
-        out = Image.new("RGB", image.size, background)
-        out.paste(rgba, (0, 0), rgba)
-        return out
-    if mode == "RGB":
-        return image.copy()
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise InputImageError(f"image: mode {mode} cannot be converted ({exc}); convert it to RGB first") from None
-
-
-def _to_l(image: Image.Image) -> Image.Image:
-    values = np.asarray(image)
-    if image.mode == "F":
-        scaled = np.clip(np.rint(np.nan_to_num(values)), 0, 255)
-    else:
-        scaled = (np.clip(values, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535
-    return Image.fromarray(scaled.astype(np.uint8))
-
-
-def _strips(box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
-    left, top, right, bottom = box
-    rows = max(1, _STRIP_PIXELS // (right - left))
-    return [(left, y, right, min(bottom, y + rows)) for y in range(top, bottom, rows)]
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -428,11 +337,11 @@ def _plan(
     if outside is None:
         start = shape_rng.random((count, 2)) * (width, height)
     else:
-        start = _sample_inside(outside, count, shape_rng)
+        start = sample_inside(outside, count, shape_rng)
     heading = shape_rng.uniform(0.0, 2 * math.pi, count)
     length = shape_rng.uniform(*_LENGTH, count) * short
     widths = np.maximum(1.0, np.rint(shape_rng.uniform(params.width_min, params.width_max, count) * scale))
-    coords, samples = _SHAPES[params.style](_Base(start, heading, length, widths), shape_rng, scale)
+    coords, samples = SHAPES[params.style](LineBase(start, heading, length, widths), shape_rng, scale)
 
     rgb = _colors(params.color_mode, image, samples, color_rng).tolist()
     alpha = round(params.opacity * 255)
@@ -447,112 +356,6 @@ def _plan(
         widths=tuple(int(widths[i]) for i in order),
         colors=tuple((*rgb[i], alpha) for i in order),
     )
-
-
-def _sample_inside(outside: Image.Image, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Pick ``count`` points uniformly among the pixels inside the region, strip by strip."""
-    boxes = _strips((0, 0, *outside.size))
-    sizes = np.array([outside.crop(box).histogram()[0] for box in boxes], dtype=np.int64)
-    ends = np.cumsum(sizes)
-    ranks = rng.integers(0, ends[-1], count)
-    strip_of = np.searchsorted(ends, ranks, side="right")
-    points = np.empty((count, 2))
-    for strip in np.unique(strip_of).tolist():
-        picked = strip_of == strip
-        left, top, right, _ = boxes[strip]
-        inside = np.flatnonzero(np.asarray(outside.crop(boxes[strip])) == 0)
-        index = inside[ranks[picked] - (ends[strip] - sizes[strip])]
-        points[picked, 0] = index % (right - left)
-        points[picked, 1] = top + index // (right - left)
-    return points + rng.random((count, 2))
-
-
-def _direction(angle: np.ndarray) -> np.ndarray:
-    return np.stack((np.cos(angle), np.sin(angle)), axis=-1)
-
-
-def _normal(angle: np.ndarray) -> np.ndarray:
-    return np.stack((-np.sin(angle), np.cos(angle)), axis=-1)
-
-
-class _Base(NamedTuple):
-    """What every style shares per line: start points ``(n, 2)``, headings, lengths and widths (pixels)."""
-
-    start: np.ndarray
-    heading: np.ndarray
-    length: np.ndarray
-    widths: np.ndarray
-
-
-# A shape returns per line its flat drawing coordinates and points along it, (n, k, 2), for colour sampling.
-Shape = Callable[[_Base, np.random.Generator, float], tuple[list[list[float]], np.ndarray]]
-
-
-def _straight(base: _Base, rng: np.random.Generator, scale: float) -> tuple[list[list[float]], np.ndarray]:
-    start, heading, length, _ = base
-    end = start + length[:, None] * _direction(heading)
-    samples = start[:, None] + (end - start)[:, None] * np.linspace(0.0, 1.0, 5)[None, :, None]
-    return np.concatenate((start, end), axis=1).tolist(), samples
-
-
-def _polyline(base: _Base, rng: np.random.Generator, scale: float) -> tuple[list[list[float]], np.ndarray]:
-    start, heading, length, widths = base
-    n, most = len(start), _POLY_SEGMENTS
-    segments = rng.integers(2, most + 1, n)
-    weight = rng.uniform(0.5, 1.5, (n, most)) * (np.arange(most) < segments[:, None])
-    seg = length[:, None] * weight / weight.sum(axis=1, keepdims=True)
-    turn = rng.uniform(math.radians(25), math.radians(100), (n, most - 1)) * rng.choice((-1.0, 1.0), (n, most - 1))
-    # The inner corner of a joint reaches back (w/2)tan(turn/2) along both segments; keeping that under 45% of
-    # each keeps the outline polygon simple (Pillow fills even-odd, so a fold would leave a hole).
-    limit = 2 * np.arctan(0.9 * np.minimum(seg[:, :-1], seg[:, 1:]) / widths[:, None])
-    turn = np.clip(turn, -limit, limit)
-    bend = np.zeros((n, most))
-    for j in range(1, most):
-        bend[:, j] = np.clip(bend[:, j - 1] + turn[:, j - 1], -_MAX_BEND, _MAX_BEND)
-    head = heading[:, None] + bend
-    steps = np.cumsum(seg[..., None] * _direction(head), axis=1)
-    verts = np.concatenate((start[:, None], start[:, None] + steps), axis=1)
-    joint = np.arange(most + 1)
-    head_in = head[:, np.maximum(joint - 1, 0)]
-    head_out = np.take_along_axis(head, np.minimum(joint[None, :], segments[:, None] - 1), axis=1)
-    # Miter offset: with m the sum of the two unit normals, the corner lies w / |m|^2 * m from the vertex.
-    miter = _normal(head_in) + _normal(head_out)
-    offset = miter * (widths[:, None, None] / np.sum(miter * miter, axis=-1, keepdims=True))
-    left, right = verts + offset, verts - offset
-    coords: list[list[float]] = [[] for _ in range(n)]
-    for k in range(2, most + 1):
-        rows = np.flatnonzero(segments == k)
-        if not rows.size:
-            continue
-        outline = np.concatenate((left[rows, : k + 1], right[rows, k::-1]), axis=1).reshape(len(rows), -1)
-        for row, xy in zip(rows.tolist(), outline.tolist(), strict=True):
-            coords[row] = xy
-    return coords, verts
-
-
-def _curve(base: _Base, rng: np.random.Generator, scale: float) -> tuple[list[list[float]], np.ndarray]:
-    start, heading, length, widths = base
-    n = len(start)
-    amplitude = rng.uniform(math.radians(20), _MAX_BEND, n)
-    waves = rng.uniform(0.5, 2.0, n)
-    phase = rng.uniform(0.0, 2 * math.pi, n)
-    # The heading is heading + A sin(pi f u + phase) along u in [0, 1]; its curvature is at most A pi f / length.
-    # A radius of curvature of at least the width keeps the inner edge of the outline from folding over.
-    amplitude = np.minimum(amplitude, length / (math.pi * waves * widths))
-    segments = int(np.clip(round(24 * math.sqrt(max(scale, 1.0))), 24, 96))  # finer on big images: no facets
-    u = np.linspace(0.0, 1.0, segments + 1)
-
-    def head(t: np.ndarray) -> np.ndarray:
-        return heading[:, None] + amplitude[:, None] * np.sin(math.pi * waves[:, None] * t + phase[:, None])
-
-    steps = np.cumsum((length / segments)[:, None, None] * _direction(head((u[:-1] + u[1:]) / 2)), axis=1)
-    verts = np.concatenate((start[:, None], start[:, None] + steps), axis=1)
-    offset = _normal(head(u)) * (widths[:, None, None] / 2)
-    outline = np.concatenate((verts + offset, (verts - offset)[:, ::-1]), axis=1).reshape(n, -1)
-    return outline.tolist(), verts[:, np.linspace(0, segments, 5).round().astype(np.intp)]
-
-
-_SHAPES: dict[str, Shape] = {"straight": _straight, "polyline": _polyline, "curve": _curve}
 
 
 def _colors(mode: str, image: Image.Image, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -606,22 +409,3 @@ def _draw(canvas: Image.Image, plan: LinePlan) -> Image.Image:
         for xy in plan.coords:
             mark_polygon(xy, fill=255)
     return stroke
-
-
-def _clip_to_region(
-    canvas: Image.Image, stroke: Image.Image, source: Image.Image, outside: Image.Image, background: Color | None
-) -> None:
-    """Restore ``canvas`` outside the region from ``source``; clear the stroke mask there.
-
-    ``source`` is flattened again strip by strip onto ``background`` (None: it is RGB already), which costs less
-    memory than keeping a flattened copy of the whole image.
-    """
-    box = stroke.getbbox()
-    if box is None:
-        return
-    for strip in _strips(box):
-        keep = outside.crop(strip)
-        if keep.getbbox() is not None:
-            tile = source.crop(strip)
-            canvas.paste(tile if background is None else _flatten_tile(tile, background), strip[:2], keep)
-    stroke.paste(0, mask=outside)
