@@ -18,7 +18,7 @@ from typing import Any
 
 from interstable import TITLE
 from interstable._client_errors import WebUIResponseError
-from interstable.args import ARGS, DEFAULT_MODEL_LABEL, JobConfig
+from interstable.args import JobConfig, to_script_args
 from interstable.errors import ConfigError, InterStableError
 from interstable.seeds import SEED_MAX
 
@@ -42,20 +42,9 @@ CLIP_SKIP_MAX = 12
 
 
 def script_args(config: JobConfig) -> list[object]:
-    """Return ``script_args`` for ``config``: every argument in ``ui()`` order, choices as their labels.
-
-    The labels are what the WebUI's dropdowns hold, so the list is what the UI itself would send; the model ``""``
-    (use the default from Settings) is sent as the dropdown's ``(default)``.
-    """
-    values: list[object] = []
-    for arg in ARGS:
-        value = getattr(config, arg.key)
-        if arg.kind == "choice":
-            value = arg.choice_label(value)
-        elif arg.kind == "model" and value == "":
-            value = DEFAULT_MODEL_LABEL
-        values.append(value)
-    return values
+    """Return ``script_args`` for ``config``: every argument in ``ui()`` order, choices as their labels (what the
+    WebUI's dropdowns hold), the default model as ``(default)``; see :func:`interstable.args.to_script_args`."""
+    return to_script_args(config)
 
 
 def _check_int(name: str, value: int | None, low: int, high: int | None) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "infotext_text",
     "markdown_table",
     "to_infotext",
+    "to_script_args",
     "tooltips_js",
 ]
 
@@ -336,6 +337,23 @@ def infotext_text(text: str) -> str:
     if text == "" or text != text.strip() or text.startswith('"') or any(ord(c) < 32 for c in text):
         return json.dumps(text, ensure_ascii=False)
     return text
+
+
+def to_script_args(config: JobConfig) -> list[object]:
+    """The inverse of :func:`from_script_args`: every value in ``ui()`` order, as the UI's controls hold them.
+
+    Choices are their labels (what the dropdowns hold) and the default model ``""`` is the dropdown's ``(default)``,
+    so the list is what the UI itself sends and what API clients can send.
+    """
+    values: list[object] = []
+    for arg in ARGS:
+        value = getattr(config, arg.key)
+        if arg.kind == "choice":
+            value = arg.choice_label(str(value))
+        elif arg.kind == "model" and value == "":
+            value = DEFAULT_MODEL_LABEL
+        values.append(value)
+    return values
 
 
 def _infotext_value(arg: Arg, value: object) -> object:

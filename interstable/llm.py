@@ -56,8 +56,8 @@ from interstable._llama_log import (
 from interstable._llama_model import LoadedModel
 from interstable._llama_writer import STOP_STRINGS, LlamaPromptWriter  # noqa: F401 (STOP_STRINGS: for benchmarks)
 from interstable._llm_types import CacheStats, Completion, LoadSettings, PromptWriter
-from interstable.errors import ModelLoadError, ModelNotFoundError
-from interstable.models import GGUFInfo, check_gguf
+from interstable.errors import ModelLoadError
+from interstable.models import GGUFInfo, check_gguf, stat_model_file
 from interstable.prompting import PromptRequest, SamplingSettings
 
 __all__ = [
@@ -194,12 +194,7 @@ _COUNTS = {"loads": 0, "hits": 0}
 
 
 def _cache_key(path: Path, load: LoadSettings) -> tuple[Any, ...]:
-    try:
-        stat = path.stat()
-    except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"The model file {path} does not exist.") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"The model file {path} cannot be read: {exc}") from exc
+    stat = stat_model_file(path)
     return (str(path), stat.st_size, stat.st_mtime_ns, load)
 
 

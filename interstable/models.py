@@ -193,6 +193,21 @@ def _check_cached(path_str: str, size: int, mtime_ns: int) -> GGUFInfo:  # size 
             return parse_header(path, buf, size)
 
 
+def stat_model_file(path: Path) -> os.stat_result:
+    """``path.stat()`` with the errors a model file can give, worded for the user.
+
+    Raises:
+        ModelNotFoundError: The file does not exist.
+        ModelLoadError: It cannot be read (permissions, I/O error).
+    """
+    try:
+        return path.stat()
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"The model file {path} does not exist.") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"The model file {path} cannot be read: {exc}") from exc
+
+
 def check_gguf(path: Path) -> GGUFInfo:
     """Check that ``path`` is a complete, readable GGUF file and return what its header says.
 
@@ -205,12 +220,7 @@ def check_gguf(path: Path) -> GGUFInfo:
             of an unsupported GGUF version. The message says which and what to do.
     """
     path = Path(path)
-    try:
-        stat = path.stat()
-    except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"The model file {path} does not exist.") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"The model file {path} cannot be read: {exc}") from exc
+    stat = stat_model_file(path)
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not a GGUF model file.")
     return _check_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)

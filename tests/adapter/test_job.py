@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops
 
-from interstable.args import ARGS, JobConfig, from_infotext, from_script_args
+from interstable.args import ARGS, JobConfig, from_infotext, from_script_args, to_script_args
 from interstable.errors import ModelNotFoundError
 
 pytest.importorskip("llama_cpp")
@@ -17,12 +17,7 @@ KEYS = [a.key for a in ARGS]
 
 
 def _values(**changes):
-    config = JobConfig.defaults().replace(**changes)
-    values = []
-    for arg in ARGS:
-        value = getattr(config, arg.key)
-        values.append(arg.choice_label(value) if arg.kind == "choice" else value)
-    return values
+    return to_script_args(JobConfig.defaults().replace(**changes))
 
 
 def _p(**kwargs):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from interstable.args import ARGS, JobConfig
+from interstable.args import JobConfig, to_script_args
 
 pytest.importorskip("llama_cpp")
 
 
 def _values(**changes):
-    config = JobConfig.defaults().replace(**changes)
-    return [a.choice_label(getattr(config, a.key)) if a.kind == "choice" else getattr(config, a.key) for a in ARGS]
+    return to_script_args(JobConfig.defaults().replace(**changes))
 
 
 def _run(runner, script, **changes):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from PIL import Image
 
-from interstable.args import ARGS, JobConfig
+from interstable.args import ARGS, JobConfig, to_script_args
 
 settings.register_profile(
     "hardening", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
@@ -48,12 +48,7 @@ class Jobs:
     @staticmethod
     def values(**changes: object) -> list[object]:
         """Every script argument as the UI sends it (choice labels), with ``changes`` applied."""
-        config = JobConfig.defaults().replace(**changes)
-        values = []
-        for arg in ARGS:
-            value = getattr(config, arg.key)
-            values.append(arg.choice_label(value) if arg.kind == "choice" else value)
-        return values
+        return to_script_args(JobConfig.defaults().replace(**changes))
 
     @staticmethod
     def p(**kwargs: object) -> Any:
