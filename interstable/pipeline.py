@@ -193,7 +193,7 @@ def run_pipeline(
     inputs: Sequence[ImageInput],
     config: JobConfig,
     *,
-    user_prompt: str,
+    user_prompt: str | Sequence[str],
     resources: Resources,
     hooks: Hooks | None = None,
     policy: FailurePolicy = "error",
@@ -204,7 +204,8 @@ def run_pipeline(
     Args:
         inputs: The images in output order, each with its own seed.
         config: The job's settings.
-        user_prompt: The user's prompt, exactly as written; it is re-attached verbatim to every final prompt.
+        user_prompt: The user's prompt, exactly as written, or one per input (the WebUI takes a list prompt from API
+            callers); it is re-attached verbatim to the final prompt.
         resources: The captioner, the LLM and the helpers.
         hooks: Progress, interrupt, preview and memory callbacks.
         policy: "error" raises on a caption or LLM failure; "continue" records it and goes on without.
@@ -220,13 +221,16 @@ def run_pipeline(
     job = _Job(list(inputs), config, resources, hooks or Hooks(), policy)
     lined = job.draw_all()
     captions, cached = job.caption_all(lined)
-    texts, llm_seeds = job.write_all(lined, captions, user_prompt, group_size)
+    users = [user_prompt] * len(job.inputs) if isinstance(user_prompt, str) else list(user_prompt)
+    if len(users) != len(job.inputs):
+        raise ValueError(f"{len(users)} user prompts for {len(job.inputs)} images")
+    texts, llm_seeds = job.write_all(lined, captions, users, group_size)
 
     outcomes = []
     for i, item in enumerate(job.inputs):
         prompt = compose_prompt(
             texts[i],
-            user_prompt,
+            users[i],
             order=config.user_prompt_order,  # type: ignore[arg-type]
             budget=int(config.token_budget),
             count_tokens=resources.count_tokens,
@@ -333,7 +337,7 @@ class _Job:
         return captions, cached
 
     def write_all(
-        self, lined: Sequence[LinedImage], captions: Sequence[str], user_prompt: str, group_size: int
+        self, lined: Sequence[LinedImage], captions: Sequence[str], users: Sequence[str], group_size: int
     ) -> tuple[list[str], list[int]]:
         count = len(self.inputs)
         size = max(1, group_size) if self.config.prompt_per == "batch" else 1
@@ -355,7 +359,7 @@ class _Job:
                 self.hooks.stage(f"InterStable: writing prompt {start // size + 1}/{-(-count // size)}")
                 try:
                     text = writer.write(
-                        self.request(lined[start], captions[start], user_prompt),
+                        self.request(lined[start], captions[start], users[start]),
                         seed=llm_seeds[start],
                         sampling=sampling_settings(self.config),
                         on_progress=self.hooks.tokens,

@@ -138,16 +138,15 @@ class _Run:
 
     def prepare(self, inputs: list[ImageInput]) -> list[ImageOutcome]:
         policy = "continue" if self.settings.failure_policy == settings_module.FAILURE_POLICIES[1] else "error"
-        common = {"resources": self.models.resources, "hooks": self.models.hooks, "policy": policy}
-        if len(set(self.users)) == 1:
-            return run_pipeline(
-                inputs, self.config, user_prompt=self.users[0], group_size=self.layout.batch_size, **common
-            )
-        logger.info("InterStable: a list prompt was given; image i uses prompt i")
-        outcomes: list[ImageOutcome] = []
-        for item, user in zip(inputs, self.users, strict=True):
-            outcomes += run_pipeline([item], self.config, user_prompt=user, **common)
-        return outcomes
+        return run_pipeline(
+            inputs,
+            self.config,
+            user_prompt=self.users,  # one per image: API callers may send a list prompt
+            resources=self.models.resources,
+            hooks=self.models.hooks,
+            policy=policy,  # type: ignore[arg-type]
+            group_size=self.layout.batch_size,
+        )
 
     def sample(self, outcomes: list[ImageOutcome]) -> Any:
         from modules import processing, shared

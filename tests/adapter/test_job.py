@@ -219,3 +219,15 @@ def test_pasting_a_result_restores_every_control_and_the_user_prompt(host, runne
     pasted = from_script_args([u["value"] for u in infotext_utils.paste_values(script.infotext_fields, text)])
     assert pasted == config.replace(llm_model="tiny-mistral.gguf")
     assert from_infotext(_params(text)) == pasted
+
+
+def test_a_list_prompt_gives_each_image_its_own_user_prompt_with_one_llm_load(host, runner, script):
+    from interstable import llm
+
+    before = llm.cache_stats().loads
+    users = ["first (a:1.1)", "second <lora:b:1>"]
+    processed = _run(runner, script, _p(prompt=users, batch_size=2), _values())
+    assert processed.all_prompts[0].endswith(users[0])
+    assert processed.all_prompts[1].endswith(users[1])
+    assert [_params(t)["InterStable user prompt"] for t in processed.infotexts] == users
+    assert llm.cache_stats().loads - before == 1
