@@ -77,10 +77,13 @@ def _region(p: Any, config: JobConfig, size: tuple[int, int]) -> Image.Image | N
 
 def _inputs(p: Any, config: JobConfig, layout: _Layout) -> list[ImageInput]:
     images = p.init_images
+    regions: dict[tuple[int, int], Image.Image | None] = {}  # one region per image size, not per image
     inputs = []
     for i, seed in enumerate(layout.seeds):
         image = images[i % layout.batch_size] if len(images) > 1 else images[0]
-        inputs.append(ImageInput(image=image, seed=seed, region=_region(p, config, image.size)))
+        if image.size not in regions:
+            regions[image.size] = _region(p, config, image.size)
+        inputs.append(ImageInput(image=image, seed=seed, region=regions[image.size]))
     return inputs
 
 
@@ -91,7 +94,7 @@ def _user_prompts(p: Any, total: int) -> list[str]:
     return [str(prompt or "")] * total
 
 
-def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_resources.JobModels) -> dict:
+def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_resources.ModelInfo) -> dict:
     def column(values: list[object]) -> list[object] | None:
         return values if any(v not in (None, "") for v in values) else None
 
@@ -127,6 +130,10 @@ def run_job(p: Any, config: JobConfig) -> Any:
     return job.sample(outcomes)
 
 
+_RESTORED = ("prompt", "seed", "subseed", "batch_size", "n_iter", "init_images", "image_mask", "inpainting_mask_invert")
+"""What the sampling loop changes on ``p`` and puts back afterwards (Processed and later scripts read ``p``)."""
+
+
 @dataclass
 class _Run:
     p: Any
@@ -152,8 +159,7 @@ class _Run:
         from modules import processing, shared
 
         p, config = self.p, self.config
-        original = {k: getattr(p, k) for k in ("prompt", "seed", "subseed", "batch_size", "n_iter", "init_images")}
-        original_mask = getattr(p, "image_mask", None)
+        original = {k: getattr(p, k, None) for k in _RESTORED}
         base_params = {**p.extra_generation_params, **to_infotext(config)}
         if self.settings.emit_script_key:
             base_params["Script"] = TITLE
@@ -187,7 +193,6 @@ class _Run:
         finally:
             for key, value in original.items():
                 setattr(p, key, value)
-            p.image_mask = original_mask
             p.extra_generation_params = base_params
             self.models.finish()
         for image, text in lined_extra:

@@ -122,3 +122,20 @@ def test_batch_from_directory_calls_run_once_per_file_with_the_image_repeated(ho
     first, second = processing.calls[-2:]
     assert [len(c["init_images"]) for c in (first, second)] == [2, 2]
     assert first["init_images"][0].tobytes() != first["init_images"][1].tobytes()  # own lines per image
+
+
+def test_the_job_leaves_p_as_it_found_it(host, runner, script):
+    from modules import processing
+
+    mask = Image.new("L", (64, 64), 255)
+    image = Image.new("RGB", (64, 64))
+    p = processing.StableDiffusionProcessingImg2Img(
+        init_images=[image], width=64, height=64, mask=mask, inpainting_mask_invert=1, prompt="mine", seed=5
+    )
+    before = {k: getattr(p, k) for k in ("prompt", "seed", "batch_size", "n_iter", "inpainting_mask_invert")}
+    full = [1, *_values(lines_as_mask=True)]
+    p.scripts, p.script_args = runner, full
+    runner.run(p, *full)
+    assert {k: getattr(p, k) for k in before} == before
+    assert p.image_mask is mask
+    assert processing.calls[-1]["image_mask"] is not mask  # the strokes were the inpaint mask while sampling
