@@ -14,7 +14,7 @@ from typing import Any
 
 from interstable.args import NO_MODEL, JobConfig
 from interstable.captioning import CaptionCache, Captioner, CaptionSettings
-from interstable.errors import ModelError, ModelLoadError, ModelNotFoundError
+from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError
 from interstable.pipeline import Resources, caption_settings
 from interstable.prompting import approx_clip_tokens
 from interstable.webui.hooks import HostHooks
@@ -125,12 +125,34 @@ def _gpu_offload_available() -> bool:
     return gpu_offload_available()
 
 
+def gpu_layers(text: str) -> int | str:
+    """The "LLM GPU layers" setting (or ``--interstable-gpu-layers``) as llama.cpp takes it.
+
+    Raises:
+        ConfigError: Not ``auto``, ``0``, ``-1`` or a number of layers.
+    """
+    value = text.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -2
+    if number < -1:
+        raise ConfigError(
+            "LLM GPU layers (Settings -> InterStable, or --interstable-gpu-layers)",
+            text,
+            "use auto, 0 (CPU only), -1 (all layers) or a number of layers",
+        )
+    return number
+
+
 def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
+    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))  # a bad setting fails before any work
+
     def open_writer() -> Any:
         from interstable.llm import LlamaPromptWriter, LoadSettings
 
-        layers = memory.llm_gpu_layers(settings.gpu_layers)
-        n_gpu_layers: int | str = layers if layers == "auto" else int(layers)
         threads = settings.llm_threads or None
         load = LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
         return LlamaPromptWriter(path, load=load)

@@ -139,3 +139,23 @@ def test_the_job_leaves_p_as_it_found_it(host, runner, script):
     assert {k: getattr(p, k) for k in before} == before
     assert p.image_mask is mask
     assert processing.calls[-1]["image_mask"] is not mask  # the strokes were the inpaint mask while sampling
+
+
+@pytest.mark.parametrize("text", ["many", "-5", "1.5", ""])
+def test_a_bad_gpu_layers_setting_is_a_clear_error_before_any_work(host, runner, script, text):
+    from modules import processing
+
+    from interstable.errors import ConfigError
+
+    host.opts.interstable_gpu_layers = text
+    with pytest.raises(ConfigError, match=r"LLM GPU layers .*use auto, 0 \(CPU only\), -1"):
+        _run(runner, script)
+    assert host.interrogator.calls == []
+    assert processing.calls == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("-1", -1), ("33", 33)])
+def test_gpu_layers_setting_values(text, expected):
+    from interstable.webui.resources import gpu_layers
+
+    assert gpu_layers(text) == expected
