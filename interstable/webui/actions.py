@@ -109,14 +109,24 @@ def _seed(value: object) -> int:
     return random.randrange(2**32 - 1) if seed == -1 else seed
 
 
-def download_default_model() -> str:
-    """Download the default model into the LLM models folder (an explicit button press); returns a status line."""
+def download_default_model(progress: Any = None) -> str:
+    """Download the default model into the LLM models folder (an explicit button press); returns a status line.
+
+    Args:
+        progress: Gradio's progress tracker (``gr.Progress()``), called with the fraction done; None for none.
+    """
     from interstable import models
     from interstable.webui import settings
 
+    def report(done: int, total: int) -> None:
+        if progress is not None and total:
+            progress(
+                done / total, desc=f"Downloading {models.DEFAULT_FILE}: {done / 2**30:.2f} of {total / 2**30:.2f} GB"
+            )
+
     folder = settings.read().llm_dir
     try:
-        path = models.download_model(folder)
+        path = models.download_model(folder, on_progress=report)
     except InterStableError as exc:
         return f"Download failed: {exc}"
     return f"Downloaded and verified {path.name} in {folder}. Press the refresh button next to LLM model."
@@ -151,7 +161,11 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
                                  elem_classes=["interstable-status"])  # fmt: skip
     preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
     refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"]])
-    download.click(fn=download_default_model, inputs=[], outputs=[tool_status])
+
+    def download_with_progress(progress: Any = gr.Progress()) -> str:  # noqa: B008 (how Gradio injects its tracker)
+        return download_default_model(progress)
+
+    download.click(fn=download_with_progress, inputs=[], outputs=[tool_status])
     image_input, prompt_box, seed = (host.get(k) for k in ("img2img_image", "img2img_prompt", "img2img_seed"))
     if image_input is not None and prompt_box is not None and seed is not None:
         preview_button.click(fn=preview, inputs=[image_input, prompt_box, seed, *controls],

@@ -109,3 +109,33 @@ def test_preview_with_the_tab_seed_matches_what_generate_makes(host, runner, scr
     processed = runner.run(p, *full)
     assert processing.calls[-1]["init_images"][0].tobytes() == lined.tobytes()
     assert processed.all_prompts[0] == prompt
+
+
+def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_path):
+    import hashlib
+
+    import gradio as gr
+    import huggingface_hub
+
+    from interstable import _model_download
+
+    data = b"GGUF" + b"\0" * 1020
+
+    def fake_download(*, repo_id, filename, local_dir, tqdm_class=None, **kwargs):
+        if tqdm_class is not None:
+            bar = tqdm_class(total=len(data))
+            bar.update(512)
+            bar.update(512)
+            bar.close()
+        path = tmp_path / "models" / "LLM" / filename
+        path.write_bytes(data)
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(_model_download, "DEFAULT_SHA256", hashlib.sha256(data).hexdigest())
+    handler = _handler(_ui(script)[1]["download"])
+    progress = gr.Progress()
+    status = handler["fn"](progress)
+    assert status.startswith("Downloaded and verified"), status
+    assert [round(fraction, 2) for fraction, _ in progress.calls][-1] == 1.0
+    assert "Downloading mistral-7b-instruct-v0.2.Q4_K_M.gguf" in progress.calls[-1][1]

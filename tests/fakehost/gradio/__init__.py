@@ -166,5 +166,15 @@ class State(Component):
     pass
 
 
+class Progress:
+    """Gradio injects a tracker when an event function has a ``gr.Progress()`` default (3.41 and 4.x)."""
+
+    def __init__(self, track_tqdm: bool = False):
+        self.calls = []
+
+    def __call__(self, progress, desc=None, total=None, unit="steps"):
+        self.calls.append((progress, desc))
+
+
 def update(**kwargs):
     return {"__type__": "update", **kwargs}
