@@ -1,14 +1,4 @@
-"""The exceptions of :mod:`interstable.client`, which re-exports them.
-
-::
-
-    InterStableError
-    └── ClientError                  talking to the WebUI failed
-        ├── WebUIConnectionError     nothing answers at the URL (after the retries), or no answer in time
-        ├── WebUIHTTPError           the WebUI answered with an error status (``status``, ``detail``)
-        │   └── ExtensionMissingError    404 from ``/interstable/v1/...``: not installed, or no ``--api``
-        └── WebUIResponseError       the answer is not what the API documents (not JSON, no images)
-"""
+"""The exceptions of :mod:`interstable.client`, which re-exports them; the tree is drawn in its docstring."""
 
 from __future__ import annotations
 

@@ -307,7 +307,7 @@ class _Job:
         if captioner is None:
             return captions, cached
         settings = caption_settings(self.config)
-        keys: dict[int, str] = {}  # the same init image object is hashed once per job
+        sources: dict[int, tuple[Image.Image, str]] = {}  # the same init image is flattened and hashed once per job
         try:
             for i, item in enumerate(self.inputs):
                 self.check()
@@ -315,8 +315,10 @@ class _Job:
                 if self.config.caption_source == "lined":
                     source, key = lined[i].image, None
                 else:
-                    source = _flat(item.image, self.resources.background)
-                    key = keys.get(id(item.image)) or keys.setdefault(id(item.image), image_key(source))
+                    if id(item.image) not in sources:
+                        flat = _flat(item.image, self.resources.background)
+                        sources[id(item.image)] = (flat, image_key(flat))
+                    source, key = sources[id(item.image)]
                 try:
                     result = caption_image(
                         captioner,
