@@ -129,12 +129,16 @@ def run(script: Any, p: Any, *args: object) -> Any:
 
 
 def _for_api(exc: InterStableError) -> None:
-    """Let the WebUI's API answer with a fitting status and the message as ``detail``.
+    """Answer an API caller's mistake with 422/409 and the message as ``detail``, without a traceback in the log.
 
-    A1111's exception handler reads ``vars(e)["status_code"]`` (default 500) and ``vars(e)["detail"]``; without
-    them a bad ``script_args`` value would be a 500 with an empty detail.
+    A1111's (and Forge's) API exception handler answers with ``vars(e)["status_code"]`` (default 500) and
+    ``vars(e)["detail"]``, and prints a traceback for anything that is not an ``HTTPException``: bad ``script_args``
+    or a missing model are the caller's to fix, not a crash. Other failures keep their traceback.
     """
+    from fastapi import HTTPException
+
     from interstable.webui.routes import http_status
 
-    exc.status_code = http_status(exc)  # type: ignore[attr-defined]
-    exc.detail = str(exc)  # type: ignore[attr-defined]
+    status = http_status(exc)
+    if status < 500:
+        raise HTTPException(status_code=status, detail=str(exc)) from exc

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import pytest
+from fastapi import HTTPException
 from PIL import Image
 
 from interstable.args import ARGS, JobConfig, from_infotext, to_infotext
@@ -161,8 +163,11 @@ def test_api_accepts_choice_labels_ids_and_indexes_case_insensitively(runner):
 
 def test_api_script_args_too_long_is_refused(runner):
     args = [c.value for c in runner.selectable_scripts[0].controls] + ["extra"]
-    with pytest.raises(ConfigError, match=r"script_args.*30 values.*at most 29"):
+    with pytest.raises(HTTPException) as info:
         _api(runner, script_name="interstable llm r-line", script_args=args)
+    assert info.value.status_code == 422
+    assert re.search(r"script_args.*30 values.*at most 29", info.value.detail)
+    assert isinstance(info.value.__cause__, ConfigError)
 
 
 @pytest.mark.parametrize(
@@ -179,11 +184,13 @@ def test_api_script_args_too_long_is_refused(runner):
 def test_api_bad_values_name_position_label_and_fix(runner, position, value, message):
     args = [None] * (position + 1)
     args[position] = value
-    with pytest.raises(ConfigError, match=message) as info:
+    with pytest.raises(HTTPException) as info:
         _api(runner, script_name="interstable llm r-line", script_args=args)
-    # what A1111's API exception handler reads: vars(e)["status_code"] and vars(e)["detail"]
+    # A1111's API exception handler answers vars(e)["status_code"] with vars(e)["detail"], and prints no traceback
+    # for an HTTPException: a caller's mistake is not a crash of the WebUI.
     assert vars(info.value)["status_code"] == 422
-    assert vars(info.value)["detail"] == str(info.value)
+    assert re.search(message, vars(info.value)["detail"])
+    assert isinstance(info.value.__cause__, ConfigError)
 
 
 def test_api_nulls_mean_defaults(runner):

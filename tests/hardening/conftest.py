@@ -81,12 +81,24 @@ class Jobs:
 
     def api(self, image: Image.Image | str | None = None, **body: object) -> dict:
         """``POST /sdapi/v1/img2img`` with our script (the fake host's handler, as the host calls it)."""
+        from fastapi import HTTPException
         from modules.api import api
+
+        from interstable.webui.routes import http_status
 
         encoded = b64(Image.new("RGB", (64, 64), "olive")) if image is None else image
         encoded = encoded if isinstance(encoded, str) else b64(encoded)
         request = {"init_images": [encoded], "width": 64, "height": 64, "script_name": "interstable llm r-line"}
-        return api.img2imgapi(self.runner, {**request, **body})
+        try:
+            return api.img2imgapi(self.runner, {**request, **body})
+        except HTTPException as exc:
+            error = exc
+        # A caller's mistake answers as an HTTPException (no traceback in the WebUI's log) caused by our error: check
+        # the answer, then hand the cause to the test.
+        cause = error.__cause__
+        assert cause is not None
+        assert (error.status_code, error.detail) == (http_status(cause), str(cause))
+        raise cause from None
 
     @staticmethod
     def params(infotext: str) -> dict:
