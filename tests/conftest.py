@@ -51,7 +51,11 @@ def script(runner):
 
 @pytest.fixture
 def host(fake_host, tmp_path):
-    """The fake host with a tiny Mistral-template GGUF in models/LLM and the InterStable settings registered."""
+    """The fake host with a tiny Mistral-template GGUF in models/LLM and the InterStable settings registered.
+
+    "Return grid" is off, so that results hold only the images; tests of grids (tests/adapter/test_grid.py) turn it
+    back on, as the WebUI's default has it.
+    """
     from modules import script_callbacks
 
     from interstable import llm
@@ -64,6 +68,7 @@ def host(fake_host, tmp_path):
     script_callbacks.ui_settings_callback()
     fake_host.opts.interstable_llm_threads = 1
     fake_host.opts.interstable_gpu_layers = "0"
+    fake_host.opts.return_grid = False
     resources.forget_models()
     yield fake_host
     llm.close_all()

@@ -8,7 +8,7 @@ infotexts, seeds and prompts line up (HOST_CONTRACT.md 10.5).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interstable import TITLE
@@ -87,8 +87,8 @@ def _inputs(p: Any, config: JobConfig, layout: _Layout) -> list[ImageInput]:
     return inputs
 
 
-def _user_prompts(p: Any, total: int) -> list[str]:
-    prompt = p.prompt
+def _per_image(prompt: object, total: int) -> list[str]:
+    """A prompt (or negative prompt) per image: API callers may send a list (the host's setup_prompts uses it as is)."""
     if isinstance(prompt, list):
         return [str(prompt[i % len(prompt)]) if prompt else "" for i in range(total)]
     return [str(prompt or "")] * total
@@ -120,17 +120,29 @@ def run_job(p: Any, config: JobConfig) -> Any:
     layout = _layout(p, config)
     inputs = _inputs(p, config, layout)
     shared.state.job_count = len(layout.groups) + 2  # captions, prompts, then each sampling call
-    job = _Run(p, config, settings, layout, job_resources.prepare(config, settings), _user_prompts(p, len(inputs)))
+    job = _Run(p, config, settings, layout, job_resources.prepare(config, settings), _per_image(p.prompt, len(inputs)))
     try:
         outcomes = job.prepare(inputs)
     except JobInterrupted:
         logger.info("InterStable: interrupted before sampling; no images were made")
         job.models.finish()
-        return job.processed([], [], [], [])
+        return job.empty()
     return job.sample(outcomes)
 
 
-_RESTORED = ("prompt", "seed", "subseed", "batch_size", "n_iter", "init_images", "image_mask", "inpainting_mask_invert")
+_RESTORED = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "subseed",
+    "batch_size",
+    "n_iter",
+    "init_images",
+    "image_mask",
+    "inpainting_mask_invert",
+    "inpaint_full_res",
+    "do_not_save_grid",
+)
 """What the sampling loop changes on ``p`` and puts back afterwards (Processed and later scripts read ``p``)."""
 
 
@@ -160,12 +172,13 @@ class _Run:
 
         p, config = self.p, self.config
         original = {k: getattr(p, k, None) for k in _RESTORED}
+        negatives = _per_image(p.negative_prompt, len(outcomes))
         base_params = {**p.extra_generation_params, **to_infotext(config)}
         if self.settings.emit_script_key:
             base_params["Script"] = TITLE
         if config.steps:
             p.steps = config.steps
-        images, infotexts, prompts, seeds, lined_extra = [], [], [], [], []
+        out = _Results()
         try:
             for group in self.layout.groups:
                 if shared.state.skipped:
@@ -175,44 +188,84 @@ class _Run:
                 chosen = [outcomes[i] for i in group]
                 p.init_images = [o.lined.image for o in chosen]
                 p.prompt = [o.prompt for o in chosen]
+                p.negative_prompt = [negatives[i] for i in group]
                 p.batch_size, p.n_iter = len(group), 1
                 p.seed, p.subseed = self.layout.seeds[group[0]], self.layout.subseeds[group[0]]
+                p.inpaint_full_res = original["inpaint_full_res"]  # the host's init() may turn it off for a group
                 if config.lines_as_mask:
                     p.image_mask = chosen[0].lined.mask
                     p.inpainting_mask_invert = 0
                 users = [self.users[i] for i in group]
                 p.extra_generation_params = {**base_params, **_per_image_params(chosen, users, self.models.info)}
-                processed = processing.process_images(p)
-                count = len(processed.images)
-                images += processed.images
-                infotexts += processed.infotexts
-                prompts += processed.all_prompts[:count]
-                seeds += processed.all_seeds[:count]
-                if config.show_lined:
-                    lined_extra += list(zip([o.lined.image for o in chosen], processed.infotexts, strict=False))
+                out.add(processing.process_images(p), [o.lined.image for o in chosen] if config.show_lined else [])
         finally:
             for key, value in original.items():
                 setattr(p, key, value)
             p.extra_generation_params = base_params
             self.models.finish()
-        for image, text in lined_extra:
+        if out.prompts:
+            actions.remember_prompt(out.prompts[-1])
+        wants_grid = not original["do_not_save_grid"] and getattr(shared.opts, "return_grid", False)
+        return out.processed(p, grid_batch_size=self.layout.batch_size if wants_grid else 0)
+
+    def empty(self) -> Any:
+        """An empty ``Processed`` (the job ended before sampling)."""
+        from modules import processing
+
+        return processing.Processed(self.p, [], self.p.seed, "")
+
+
+@dataclass
+class _Results:
+    """The images of every ``process_images`` call of a job, without the host's per-call grids, lined up."""
+
+    images: list = field(default_factory=list)
+    infotexts: list = field(default_factory=list)
+    prompts: list = field(default_factory=list)
+    negatives: list = field(default_factory=list)
+    seeds: list = field(default_factory=list)
+    subseeds: list = field(default_factory=list)
+    lined: list = field(default_factory=list)
+
+    def add(self, processed: Any, lined_images: list) -> None:
+        first = processed.index_of_first_image  # the host puts a batch's grid at index 0 (HOST_CONTRACT.md 3.3)
+        images, infotexts = processed.images[first:], processed.infotexts[first:]
+        count = len(images)
+        self.images += images
+        self.infotexts += infotexts
+        self.prompts += processed.all_prompts[:count]
+        self.negatives += processed.all_negative_prompts[:count]
+        self.seeds += processed.all_seeds[:count]
+        self.subseeds += processed.all_subseeds[:count]
+        self.lined += list(zip(lined_images, infotexts, strict=False))
+
+    def processed(self, p: Any, *, grid_batch_size: int) -> Any:
+        """One ``Processed``: the samples, then the lined images (with their sample's infotext), a grid first when
+        the job wants one (one grid for the whole job, as ``loopback.py`` makes)."""
+        from modules import images as host_images
+        from modules import processing, shared
+
+        images, infotexts = list(self.images), list(self.infotexts)
+        for image, text in self.lined:
             if getattr(shared.opts, "enable_pnginfo", True):
                 image.info["parameters"] = text  # as process_images labels its images (the API sends image.info)
             images.append(image)
             infotexts.append(text)
-        if prompts:
-            actions.remember_prompt(prompts[-1])
-        return self.processed(images, infotexts, prompts, seeds)
-
-    def processed(self, images: list, infotexts: list, prompts: list, seeds: list) -> Any:
-        from modules import processing
-
+        first = 0
+        if grid_batch_size and len(self.images) > 1:
+            grid = host_images.image_grid(self.images, batch_size=grid_batch_size)
+            images.insert(0, grid)
+            infotexts.insert(0, infotexts[0])
+            first = 1
         return processing.Processed(
-            self.p,
+            p,
             images,
-            self.p.seed,
-            infotexts[0] if infotexts else "",
-            all_prompts=prompts or None,
-            all_seeds=seeds or None,
+            p.seed,
+            infotexts[first] if len(infotexts) > first else "",
+            all_prompts=self.prompts or None,
+            all_negative_prompts=self.negatives or None,
+            all_seeds=self.seeds or None,
+            all_subseeds=self.subseeds or None,
+            index_of_first_image=first,
             infotexts=infotexts or None,
         )

@@ -16,3 +16,18 @@ def flatten(img, bgcolor):
 
 def _color(value):
     return ImageColor.getrgb(value)
+
+
+def image_grid(imgs, batch_size=1, rows=None):
+    """The images side by side in ``rows`` rows (A1111 picks rows from opts.n_rows, else the batch size)."""
+    import math
+
+    if rows is None:
+        rows = batch_size if batch_size > 1 else int(math.sqrt(len(imgs)))
+    rows = max(1, min(rows, len(imgs)))
+    cols = math.ceil(len(imgs) / rows)
+    w, h = imgs[0].size
+    grid = Image.new("RGB", size=(cols * w, rows * h), color="black")
+    for i, img in enumerate(imgs):
+        grid.paste(img, box=(i % cols * w, i // cols * h))
+    return grid

@@ -95,6 +95,7 @@ class StableDiffusionProcessing:
     def setup_prompts(self):
         n = self.batch_size * self.n_iter
         self.all_prompts = list(self.prompt) if isinstance(self.prompt, list) else n * [self.prompt]
+        self.main_prompt = self.all_prompts[0]
         neg = self.negative_prompt
         self.all_negative_prompts = list(neg) if isinstance(neg, list) else n * [neg]
 
@@ -309,12 +310,21 @@ def _process_images_inner(p) -> Processed:
             output_images.append(img)
             infotexts.append(text)
         shared.state.nextjob()
+    index_of_first_image = 0
+    # A grid at index 0 when it is returned, there is more than one image and the grid is not suppressed (the UI
+    # leaves do_not_save_grid False; the API sets it unless save_images is given).
+    if shared.opts.return_grid and len(output_images) > 1 and not p.do_not_save_grid:
+        grid = images_module.image_grid(output_images, p.batch_size)
+        text = create_infotext(p, p.all_prompts, p.all_seeds, p.all_subseeds, use_main_prompt=True)
+        output_images.insert(0, grid)
+        infotexts.insert(0, text)
+        index_of_first_image = 1
     return Processed(
         p,
         output_images,
         p.all_seeds[0],
         infotexts[0] if infotexts else "",
         subseed=p.all_subseeds[0],
-        index_of_first_image=0,
+        index_of_first_image=index_of_first_image,
         infotexts=infotexts,
     )
