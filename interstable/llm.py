@@ -199,15 +199,20 @@ def _cache_key(path: Path, load: LoadSettings) -> tuple[Any, ...]:
 
 
 def _acquire(path: Path, load: LoadSettings) -> LoadedModel:
-    """Return the cached model for ``path`` (an absolute, resolved path) and ``load``, loading it if needed."""
+    """Return the cached model for ``path`` (an absolute, resolved path) and ``load``, loading it if needed.
+
+    One model is resident at a time (the 8 GB GPU of DESIGN.md has no room for two): loading another model, or the
+    same file with other load settings (say GPU layers after a memory-policy change), first closes the others, so
+    "Keep loaded" never piles models up.
+    """
     key = _cache_key(path, load)
     with _CACHE_LOCK:
         entry = _CACHE.get(key)
         if entry is not None and not entry.closed:
             _COUNTS["hits"] += 1
             return entry
-        for stale in [k for k in _CACHE if k[0] == key[0] and k[1:3] != key[1:3]]:
-            _CACHE.pop(stale).close()  # the file changed on disk
+        for other in list(_CACHE):
+            _CACHE.pop(other).close()
         entry = _load_entry(path, load)
         _CACHE[key] = entry
         _COUNTS["loads"] += 1

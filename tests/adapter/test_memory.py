@@ -159,3 +159,18 @@ def test_gpu_layers_setting_values(text, expected):
     from interstable.webui.resources import gpu_layers
 
     assert gpu_layers(text) == expected
+
+
+def test_keep_loaded_holds_one_model_when_the_job_changes_models(host, runner, script, tmp_path):
+    from interstable import llm
+    from interstable.tinymodels import write_tiny_llama
+
+    write_tiny_llama(tmp_path / "models" / "LLM" / "other.gguf", seed=1)
+    host.opts.interstable_unload = "Keep loaded"
+    _run(runner, script, llm_model="tiny-mistral.gguf")
+    _run(runner, script, llm_model="other.gguf")
+    assert [path.rsplit("/", 1)[-1] for path in llm.cache_stats().loaded] == ["other.gguf"]
+    host.opts.interstable_memory = "Keep SD on the GPU, LLM on the CPU"  # other load settings: still one copy
+    host.opts.interstable_gpu_layers = "auto"
+    _run(runner, script, llm_model="other.gguf")
+    assert len(llm.cache_stats().loaded) == 1

@@ -293,12 +293,17 @@ def test_close_unloads_and_the_next_call_reloads(tiny_mistral):
     assert cache_stats().loads == before + 1
 
 
-def test_release_by_path_keeps_other_models(tiny_mistral, tiny_chatml):
+def test_one_model_is_resident_at_a_time(tiny_mistral, tiny_chatml):
+    """Loading a second model closes the first ("Keep loaded" must not pile models up on an 8 GB GPU)."""
     writer(tiny_mistral).load()
     writer(tiny_chatml).load()
-    assert release(tiny_mistral) == 1
     assert cache_stats().loaded == (str(tiny_chatml.resolve()),)
-    assert close_all() == 1
+    assert release(tiny_mistral) == 0  # already closed
+    first = writer(tiny_mistral)
+    assert first.write(REQUEST, seed=3) == first.write(REQUEST, seed=3)  # a closed model loads again when used
+    assert cache_stats().loaded == (str(tiny_mistral.resolve()),)
+    assert release(tiny_mistral) == 1
+    assert close_all() == 0
     assert cache_stats().loaded == ()
 
 
