@@ -305,6 +305,7 @@ class _Job:
         captions, cached = [""] * count, [False] * count
         captioner = self.resources.captioner
         if captioner is None:
+            self.hooks.stage_done()  # the stage still counts in the job's progress
             return captions, cached
         settings = caption_settings(self.config)
         sources: dict[int, tuple[Image.Image, str]] = {}  # the same init image is flattened and hashed once per job
@@ -346,6 +347,7 @@ class _Job:
         llm_seeds = [derive_seed(self.inputs[(i // size) * size].seed, "llm") for i in range(count)]
         texts = [clean_output(c) for c in captions]  # what stands in when there is no LLM text
         if self.resources.open_writer is None:
+            self.hooks.stage_done()
             return texts, llm_seeds
         self.hooks.before_llm()
         writer = None

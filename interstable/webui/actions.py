@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from interstable.args import DEFAULT_MODEL_LABEL, NO_MODEL, from_script_args
+from interstable.args import DEFAULT_MODEL_LABEL, NO_MODEL, JobConfig, from_script_args
 from interstable.errors import ConfigError, InterStableError
 
 logger = logging.getLogger("interstable")
@@ -54,8 +54,44 @@ def preset_text(name: str) -> str:
     return PRESETS.get(name, "")
 
 
+def run_preview(config: JobConfig, image: Any, *, prompt: str, seed: int, region: Any = None) -> tuple[Any, str]:
+    """Lines, caption and prompt for one image without sampling: what the Preview button and the preview route do.
+
+    It waits for the WebUI's queue like a generation, and begins its own ``shared.state`` job, so an Interrupt left
+    over from an earlier job does not stop it and the progress bar follows it.
+
+    Returns:
+        The :class:`~interstable.pipeline.ImageOutcome` and the LLM model's name ("" without one).
+    """
+    from modules import shared
+    from modules.call_queue import queue_lock
+
+    from interstable.pipeline import ImageInput, run_pipeline
+    from interstable.webui import resources, settings
+
+    current = settings.read()
+    job = resources.prepare(config, current)
+    policy = "continue" if current.failure_policy == settings.FAILURE_POLICIES[1] else "error"
+    with queue_lock:
+        shared.state.begin(job="interstable_preview")
+        try:
+            (outcome,) = run_pipeline(
+                [ImageInput(image=image, seed=seed, region=region)],
+                config,
+                user_prompt=prompt,
+                resources=job.resources,
+                hooks=job.hooks,
+                policy=policy,  # type: ignore[arg-type]
+            )
+        finally:
+            job.finish()
+            shared.state.end()
+    remember_prompt(outcome.prompt)
+    return outcome, job.info.llm_name
+
+
 def preview(image: Any, prompt: str, seed: object, *values: object) -> tuple[Any, str, str, str]:
-    """Lines, caption and prompt for the img2img tab's image and seed, without sampling.
+    """The Preview button: lines, caption and prompt for the img2img tab's image and seed, without sampling.
 
     With the tab's seed the preview shows what Generate draws and writes for the first image; a seed of -1 picks one
     and the status line names it.
@@ -66,32 +102,13 @@ def preview(image: Any, prompt: str, seed: object, *values: object) -> tuple[Any
     """
     if image is None:
         return None, "", "", "Drop an image into the img2img tab first."
-    from modules.call_queue import queue_lock
-
-    from interstable.pipeline import ImageInput, run_pipeline
-    from interstable.webui import resources, settings
-
+    if not hasattr(image, "size") or not hasattr(image, "mode"):
+        return None, "", "", "The preview needs the img2img tab's image; use Generate, or the preview API route."
     try:
         image_seed = _seed(seed)
-        config = from_script_args(list(values))
-        current = settings.read()
-        job = resources.prepare(config, current)
-        policy = "continue" if current.failure_policy == settings.FAILURE_POLICIES[1] else "error"
-        with queue_lock:
-            try:
-                (outcome,) = run_pipeline(
-                    [ImageInput(image=image, seed=image_seed)],
-                    config,
-                    user_prompt=prompt or "",
-                    resources=job.resources,
-                    hooks=job.hooks,
-                    policy=policy,  # type: ignore[arg-type]
-                )
-            finally:
-                job.finish()
+        outcome, _model = run_preview(from_script_args(list(values)), image, prompt=prompt or "", seed=image_seed)
     except InterStableError as exc:
         return None, "", "", f"Preview failed: {exc}"
-    remember_prompt(outcome.prompt)
     status = f"{outcome.lined.count} lines, seed {image_seed}"
     if outcome.failures:
         status += "; " + "; ".join(outcome.failures)

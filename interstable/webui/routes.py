@@ -143,27 +143,15 @@ def preview(image_b64: str, script_args: list, *, prompt: str, seed: int, mask_b
     import random
 
     from interstable.args import from_script_args
-    from interstable.pipeline import ImageInput, run_pipeline
-    from interstable.webui import resources, settings
+    from interstable.webui.actions import run_preview
+    from interstable.webui.runner import inpaint_region
 
     config = from_script_args(script_args)
     image = decode_image(image_b64)
     mask = decode_image(mask_b64, field="mask") if mask_b64 else None
+    region = inpaint_region(mask) if mask is not None and config.line_region == "auto" else None
     seed = random.randrange(2**32 - 1) if seed == -1 else seed
-    current = settings.read()
-    job = resources.prepare(config, current)
-    policy = "continue" if current.failure_policy == settings.FAILURE_POLICIES[1] else "error"
-    try:
-        (outcome,) = run_pipeline(
-            [ImageInput(image=image, seed=seed, region=mask if config.line_region == "auto" else None)],
-            config,
-            user_prompt=prompt,
-            resources=job.resources,
-            hooks=job.hooks,
-            policy=policy,  # type: ignore[arg-type]
-        )
-    finally:
-        job.finish()
+    outcome, model = run_preview(config, image, prompt=prompt, seed=seed, region=region)
     return {
         "lined_image": encode_png(outcome.lined.image),
         "stroke_mask": encode_png(outcome.lined.mask),
@@ -174,7 +162,7 @@ def preview(image_b64: str, script_args: list, *, prompt: str, seed: int, mask_b
         "seed": seed,
         "line_seed": outcome.line_seed,
         "llm_seed": outcome.llm_seed,
-        "llm_model": job.info.llm_name or None,
+        "llm_model": model or None,
         "failures": list(outcome.failures),
     }
 
@@ -237,11 +225,8 @@ def mount(demo: Any, app: Any) -> None:
 
     @app.post("/interstable/v1/preview", dependencies=[Depends(auth)])
     def post_preview(request: PreviewRequest) -> dict:
-        from modules.call_queue import queue_lock
-
-        with queue_lock:
-            try:
-                return preview(request.image, request.script_args, prompt=request.prompt, seed=request.seed,
-                               mask_b64=request.mask)  # fmt: skip
-            except InterStableError as exc:
-                raise _http_error(exc) from exc
+        try:  # the preview takes the WebUI's queue lock itself, like a generation
+            return preview(request.image, request.script_args, prompt=request.prompt, seed=request.seed,
+                           mask_b64=request.mask)  # fmt: skip
+        except InterStableError as exc:
+            raise _http_error(exc) from exc

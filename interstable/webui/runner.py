@@ -15,6 +15,7 @@ from interstable import TITLE
 from interstable.args import JobConfig, infotext_text, to_infotext
 from interstable.errors import InputImageError, JobInterrupted
 from interstable.pipeline import ImageInput, ImageOutcome, run_pipeline
+from interstable.seeds import derive_seed
 from interstable.webui import actions
 from interstable.webui import resources as job_resources
 from interstable.webui import settings as settings_module
@@ -34,6 +35,7 @@ class _Layout:
     seeds: list[int]
     subseeds: list[int]
     groups: list[list[int]]
+    pipeline_seeds: list[int]
 
 
 def _layout(p: Any, config: JobConfig) -> _Layout:
@@ -54,32 +56,52 @@ def _layout(p: Any, config: JobConfig) -> _Layout:
     variation = float(getattr(p, "subseed_strength", 0) or 0) != 0
     seeds = [int(p.seed) + (0 if variation else i) for i in range(total)]
     subseeds = [int(p.subseed) + i for i in range(total)]
+    # With variation seeds every image has the same seed and its own subseed: the lines and the prompt follow both,
+    # so each image still gets fresh ones (and the infotext's line and LLM seeds reproduce them).
+    pipeline_seeds = seeds
+    if variation:
+        pipeline_seeds = [derive_seed(s, f"variation {v}") for s, v in zip(seeds, subseeds, strict=True)]
     if config.lines_as_mask:
         groups = [[i] for i in range(total)]  # every image has its own stroke mask
     else:
         groups = [list(range(start, start + batch_size)) for start in range(0, total, batch_size)]
-    return _Layout(batch_size, n_iter, seeds, subseeds, groups)
+    return _Layout(batch_size, n_iter, seeds, subseeds, groups, pipeline_seeds)
+
+
+def inpaint_region(mask: Image.Image, *, invert: bool = False, size: tuple[int, int] | None = None) -> Image.Image:
+    """Where lines may go, from an inpaint mask, read as the host's ``create_binary_mask`` reads it.
+
+    An RGBA mask that uses its alpha channel counts by alpha (API clients send black strokes on a transparent
+    background), any other mask by its grey level. ``invert`` is the host's "inpaint not masked"; ``size`` resizes
+    the region as the host resizes mask and image alike (None keeps it).
+    """
+    from PIL import Image, ImageOps
+
+    if mask.mode == "P" and "transparency" in mask.info:
+        mask = mask.convert("RGBA")
+    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
+        region = mask.getchannel("A")
+    else:
+        region = mask if mask.mode in ("L", "1") else mask.convert("L")
+    if invert:
+        region = ImageOps.invert(region.convert("L"))
+    if size is not None and region.size != size:
+        region = region.resize(size, Image.Resampling.NEAREST)
+    return region
 
 
 def _region(p: Any, config: JobConfig, size: tuple[int, int]) -> Image.Image | None:
     mask = getattr(p, "image_mask", None)
     if mask is None or config.line_region != "auto":
         return None
-    from PIL import Image, ImageOps
-
-    region = mask.convert("L") if mask.mode not in ("L", "1") else mask
-    if getattr(p, "inpainting_mask_invert", 0):
-        region = ImageOps.invert(region.convert("L"))
-    if region.size != size:
-        region = region.resize(size, Image.Resampling.NEAREST)  # the host resizes both to width x height
-    return region
+    return inpaint_region(mask, invert=bool(getattr(p, "inpainting_mask_invert", 0)), size=size)
 
 
 def _inputs(p: Any, config: JobConfig, layout: _Layout) -> list[ImageInput]:
     images = p.init_images
     regions: dict[tuple[int, int], Image.Image | None] = {}  # one region per image size, not per image
     inputs = []
-    for i, seed in enumerate(layout.seeds):
+    for i, seed in enumerate(layout.pipeline_seeds):
         image = images[i % layout.batch_size] if len(images) > 1 else images[0]
         if image.size not in regions:
             regions[image.size] = _region(p, config, image.size)

@@ -58,3 +58,32 @@ def test_p_keeps_its_grid_and_negative_prompt_settings(host, runner, script):
     assert p.do_not_save_grid is False
     assert p.negative_prompt == ["blurry", "dark"]
     assert processed.all_negative_prompts == ["blurry", "dark"]
+
+
+def test_variation_seeds_still_give_every_image_its_own_lines(host, runner, script):
+    from modules import infotext_utils, processing
+
+    processed = _run(runner, _p(batch_size=3, subseed=50, subseed_strength=0.3), line_density=30)
+    assert processed.all_seeds == [1000, 1000, 1000]  # the host's rule with variation seeds
+    lined = processing.calls[-1]["init_images"]
+    assert len({image.tobytes() for image in lined}) == 3
+    params = [infotext_utils.parse_generation_parameters(t) for t in processed.infotexts]
+    assert len({p["InterStable line seed"] for p in params}) == 3
+
+
+def test_progress_counts_every_stage_without_caption_or_llm(host, runner, script):
+    from modules import processing
+
+    seen = []
+    original = processing.process_images
+
+    def spy(p):
+        seen.append((host.state.job_no, host.state.job_count))
+        return original(p)
+
+    processing.process_images = spy
+    try:
+        _run(runner, _p(n_iter=2), caption_backend="none", llm_model="(none)")
+    finally:
+        processing.process_images = original
+    assert seen == [(2, 4), (3, 4)]  # captions and prompts counted as done before the two sampling calls

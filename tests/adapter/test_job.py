@@ -231,3 +231,16 @@ def test_a_list_prompt_gives_each_image_its_own_user_prompt_with_one_llm_load(ho
     assert processed.all_prompts[1].endswith(users[1])
     assert [_params(t)["InterStable user prompt"] for t in processed.infotexts] == users
     assert llm.cache_stats().loads - before == 1
+
+
+def test_rgba_inpaint_mask_counts_by_alpha_like_the_host(host, runner, script):
+    """API clients send black strokes on a transparent background; the host's create_binary_mask reads the alpha."""
+    from modules import processing
+
+    mask = Image.new("RGBA", (96, 64), (0, 0, 0, 0))
+    mask.paste((0, 0, 0, 255), (0, 0, 48, 64))  # opaque black on the left half: inpaint the left half
+    _run(runner, script, _p(mask=mask), _values(line_density=60, line_opacity=1.0))
+    lined = processing.calls[-1]["init_images"][0]
+    changed = ImageChops.difference(lined, _p().init_images[0]).convert("L").point(lambda v: 255 if v else 0)
+    assert changed.getbbox() is not None
+    assert changed.crop((48, 0, 96, 64)).getbbox() is None

@@ -139,3 +139,21 @@ def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_p
     assert status.startswith("Downloaded and verified"), status
     assert [round(fraction, 2) for fraction, _ in progress.calls][-1] == 1.0
     assert "Downloading mistral-7b-instruct-v0.2.Q4_K_M.gguf" in progress.calls[-1][1]
+
+
+def test_preview_after_an_interrupted_job_still_works(host, runner, script):
+    """The host's state.end() leaves the interrupt flag set; the preview begins its own job like a generation."""
+    host.state.begin()
+    host.state.interrupt()
+    host.state.end()
+    controls, created = _ui(script)
+    result = _handler(created["preview"])["fn"](Image.new("RGB", (64, 64)), "mine", 3, *[c.value for c in controls])
+    assert result[0] is not None, result[3]
+    assert ("begin", "interstable_preview") in host.state.history
+
+
+def test_preview_explains_a_host_image_it_cannot_read(host, script):
+    controls, created = _ui(script)
+    values = [c.value for c in controls]
+    status = _handler(created["preview"])["fn"]("<div>a canvas</div>", "mine", 3, *values)[3]
+    assert status.startswith("The preview needs the img2img tab's image")
