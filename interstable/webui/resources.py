@@ -64,15 +64,15 @@ def caption_cache(max_items: int) -> CaptionCache:
     return _cache
 
 
-def captioner_for(settings: CaptionSettings) -> Captioner | None:
+def captioner_for(settings: CaptionSettings, *, allow_download: bool = False) -> Captioner | None:
     """The captioner for ``settings``, built once per process and reused (None for the "none" backend)."""
     if settings.backend == "none":
         return None
-    key = settings.cache_fields()
+    key = (*settings.cache_fields(), str(allow_download))
     if key not in _captioners:
         from interstable.webui.interrogators import make_host_captioner
 
-        _captioners[key] = make_host_captioner(settings)
+        _captioners[key] = make_host_captioner(settings, allow_download=allow_download)
     return _captioners[key]
 
 
@@ -207,7 +207,7 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
     from modules import shared
 
     resources = Resources(
-        captioner=captioner_for(caption_settings(config)),
+        captioner=captioner_for(caption_settings(config), allow_download=settings.clip_download),
         open_writer=open_writer,
         close_writer=_close_writer(settings),
         count_tokens=host_token_counter(),

@@ -29,6 +29,7 @@ class Settings:
     default_instruction: str
     caption_cache_size: int
     keep_captioner: bool
+    clip_download: bool
     failure_policy: str
     emit_script_key: bool
 
@@ -44,6 +45,12 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
         "interstable_memory": (MEMORY_POLICIES[0], "GPU memory policy", "Radio", {"choices": MEMORY_POLICIES}),
         "interstable_default_instruction": ("", "Default instruction for the LLM (empty: built-in)", "Textbox", {}),
         "interstable_caption_cache": (64, "Captions kept in memory", "Slider", {"minimum": 0, "maximum": 1024}),
+        "interstable_clip_download": (
+            False,
+            "Let CLIP Interrogator download missing models and label embeddings (from huggingface.co; off: offline)",
+            "Checkbox",
+            {},
+        ),
         "interstable_keep_captioner": (
             False,
             "Keep the interrogator on the GPU after captioning (faster next job; the LLM then shares the GPU with it)",
@@ -107,6 +114,7 @@ def read() -> Settings:
         default_instruction=str(opt("interstable_default_instruction")),
         caption_cache_size=int(opt("interstable_caption_cache")),  # type: ignore[call-overload]
         keep_captioner=bool(opt("interstable_keep_captioner")),
+        clip_download=bool(opt("interstable_clip_download")),
         failure_policy=str(opt("interstable_failure_policy")),
         emit_script_key=bool(opt("interstable_script_infotext")),
     )

@@ -174,3 +174,16 @@ def test_keep_loaded_holds_one_model_when_the_job_changes_models(host, runner, s
     host.opts.interstable_gpu_layers = "auto"
     _run(runner, script, llm_model="other.gguf")
     assert len(llm.cache_stats().loaded) == 1
+
+
+def test_clip_interrogator_downloads_only_with_the_setting(host, monkeypatch):
+    from interstable.args import JobConfig
+    from interstable.webui import interrogators, resources, settings
+
+    seen = []
+    monkeypatch.setattr(interrogators, "make_host_captioner", lambda s, **kw: seen.append(kw) or object())
+    config = JobConfig.defaults().replace(caption_backend="clip_interrogator")
+    resources.prepare(config, settings.read())
+    host.opts.interstable_clip_download = True
+    resources.prepare(config, settings.read())
+    assert [kw["allow_download"] for kw in seen] == [False, True]
