@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from interstable import TITLE
 from interstable.args import JobConfig, infotext_text, to_infotext
-from interstable.errors import InputImageError, JobInterrupted
+from interstable.errors import ConfigError, InputImageError, JobInterrupted
 from interstable.pipeline import ImageInput, ImageOutcome, run_pipeline
 from interstable.seeds import derive_seed
 from interstable.webui import actions
@@ -138,6 +138,13 @@ def run_job(p: Any, config: JobConfig) -> Any:
     """Run one job and return the merged ``Processed``."""
     from modules import shared
 
+    if config.lines_as_mask and config.line_density == 0:
+        raise ConfigError(
+            "Re-render only the strokes",
+            True,
+            "it needs lines to re-render: raise Line density above 0, or turn it off (with no strokes the WebUI would "
+            "re-render the whole image)",
+        )
     settings = settings_module.read()
     layout = _layout(p, config)
     inputs = _inputs(p, config, layout)

@@ -87,3 +87,13 @@ def test_progress_counts_every_stage_without_caption_or_llm(host, runner, script
     finally:
         processing.process_images = original
     assert seen == [(2, 4), (3, 4)]  # captions and prompts counted as done before the two sampling calls
+
+
+def test_strokes_as_mask_without_lines_is_refused_before_any_work(host, runner, script):
+    from modules import processing
+
+    from interstable.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Re-render only the strokes: True is not valid; it needs lines"):
+        _run(runner, _p(), lines_as_mask=True, line_density=0)
+    assert processing.calls == []
