@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from interstable.bench import min_time, report
-from interstable.captioning import CaptionCache, CaptionSettings, caption_image, image_key, make_captioner
+from interstable.caption import CaptionCache, CaptionSettings, caption_image, image_key, make_captioner
 
 
 def register(subparsers: Any) -> None:

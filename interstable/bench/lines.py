@@ -1,9 +1,9 @@
 """``python -m interstable.bench lines``: R-Line drawing against OpenCV and Pillow idioms on the same lines.
 
-One plan (:func:`interstable.rline.plan_lines`) per image size and line count is drawn by each implementation, with
+One plan (:func:`interstable.lines.plan_lines`) per image size and line count is drawn by each implementation, with
 the same coordinates, widths and colours:
 
-- ``ours``: :func:`interstable.rline.draw_planned` (image copy, per-line opacity, stroke mask);
+- ``ours``: :func:`interstable.lines.draw_planned` (image copy, per-line opacity, stroke mask);
 - ``cv2_8`` / ``cv2_aa``: ``cv2.line`` (or ``cv2.fillPoly`` for polylines and curves) with ``LINE_8`` /
   ``LINE_AA``, opaque, on a copy of the array;
 - ``cv2_aa_alpha``: per-line opacity in OpenCV, the fast form of the usual overlay idiom: per line, copy the
@@ -15,7 +15,7 @@ Times are the minimum of ``--repeats`` rounds in which every implementation runs
 single run takes over a second). ``x_*`` columns are
 ``ours`` divided by that column: below 1 means we are faster. ``px_vs_cv2`` is the number of pixels ``ours``
 changed over the number ``cv2_8`` changed, to show both drew the same lines. ``e2e_ms`` is
-:func:`interstable.rline.draw_lines` from a PIL image (flatten, plan, draw) where the density reaches that count.
+:func:`interstable.lines.draw_lines` from a PIL image (flatten, plan, draw) where the density reaches that count.
 OpenCV (``opencv-python-headless``) is a benchmark-only dependency.
 """
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from interstable.rline import LinePlan
+    from interstable.lines import LinePlan
 
 COLUMNS = (
     "size",
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from interstable.rline import LineParams
+    from interstable.lines import LineParams
 
     try:
         import cv2
@@ -133,7 +133,7 @@ def _time_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
 def _measure(image: Image.Image, count: int, params: Any, cv2: Any, repeats: int) -> dict[str, object]:
     import numpy as np
 
-    from interstable.rline import LineParams, draw_lines, draw_planned, plan_lines
+    from interstable.lines import LineParams, draw_lines, draw_planned, plan_lines
 
     width, height = image.size
     plan = plan_lines(image, params, seed=1, count=count)

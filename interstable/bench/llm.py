@@ -48,7 +48,7 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     import llama_cpp
 
     from interstable.llm import STOP_STRINGS, LlamaPromptWriter, LoadSettings, release
-    from interstable.prompting import PromptRequest, SamplingSettings, clean_output, grammar_for
+    from interstable.prompt import PromptRequest, SamplingSettings, clean_output, grammar_for
 
     load = LoadSettings(n_gpu_layers=args.n_gpu_layers, n_threads=args.threads, n_threads_batch=args.threads)
     release(path)

@@ -1,6 +1,6 @@
 """``python -m interstable.bench pipeline``: one whole job without Stable Diffusion, stage by stage.
 
-:func:`interstable.pipeline.run_pipeline` runs on real models: a tiny random GGUF written now
+:func:`interstable.job.run_pipeline` runs on real models: a tiny random GGUF written now
 (:func:`interstable.tinymodels.write_tiny_llama`, ``--threads`` 1) through :class:`interstable.llm.LlamaPromptWriter`,
 and no captioner (``--caption none``) or the tiny clip-interrogator models (``--caption tiny``). Every prompt is
 ``--tokens`` tokens long (EOS suppressed, as in the ``llm`` benchmark), about what a 7B model writes for a prompt.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from interstable.bench import report
-from interstable.pipeline import Hooks
+from interstable.job import Hooks
 
 COLUMNS = (
     "batch",
@@ -184,7 +184,7 @@ def tiny_captioner_factory(folder: Path, *, device: str = "cpu") -> Callable[[],
     ensure_torchvision()
     import torch
 
-    from interstable.captioning import CaptionSettings, make_captioner
+    from interstable.caption import CaptionSettings, make_captioner
     from interstable.tinymodels.clip_blip import build_tiny_clip_blip, write_tiny_labels
 
     torch.set_num_threads(1)  # tiny models gain nothing from threads (TEST_MODELS.md)
@@ -227,10 +227,10 @@ class _Bench:
     def job(self, batch: int, *, warm: bool) -> dict[str, Any]:
         """Run one job and return its row."""
         from interstable.args import JobConfig
-        from interstable.captioning import CaptionCache
+        from interstable.caption import CaptionCache
+        from interstable.job import ImageInput, Resources, run_pipeline
         from interstable.llm import LlamaPromptWriter, LoadSettings, cache_stats, close_all
-        from interstable.pipeline import ImageInput, Resources, run_pipeline
-        from interstable.prompting import approx_clip_tokens
+        from interstable.prompt import approx_clip_tokens
 
         layers = self.args.n_gpu_layers
         load = LoadSettings(

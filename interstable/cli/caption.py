@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from interstable.captioning import MODE_LABELS, MODES, CaptionSettings, caption_image, make_captioner
+from interstable.caption import MODE_LABELS, MODES, CaptionSettings, caption_image, make_captioner
 from interstable.errors import CaptionError, InputImageError
 
 DEFAULT_MODELS_DIR = Path("~/.cache/interstable/clip-interrogator")

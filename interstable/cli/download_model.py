@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from interstable.cli.models import add_models_dir_argument, models_dir
-from interstable.models import DEFAULT_FILE, DEFAULT_REPO, download_model
+from interstable.llm.models import DEFAULT_FILE, DEFAULT_REPO, download_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,9 +14,9 @@ from interstable.seeds import SEED_MAX, derive_seed
 if TYPE_CHECKING:
     from PIL import Image
 
-    from interstable.rline import LineParams
+    from interstable.lines import LineParams
 
-# Copies of interstable.rline's defaults and choices, so that building the CLI does not import numpy and Pillow;
+# Copies of interstable.lines's defaults and choices, so that building the CLI does not import numpy and Pillow;
 # tests/unit/test_cli_lines.py keeps them equal.
 DEFAULTS = {
     "density": 8.0,
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from interstable.rline import LineParams, draw_lines
+    from interstable.lines import LineParams, draw_lines
 
     try:
         params: LineParams = LineParams(

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from interstable.models import default_models_dir, list_models
+from interstable.llm.models import default_models_dir, list_models
 
 
 def add_models_dir_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """``interstable prompt``: lines, caption and LLM prompt for one image, locally, without Stable Diffusion.
 
-It runs the same pipeline as the WebUI script (:func:`interstable.pipeline.run_pipeline`): the seeded lines are
+It runs the same pipeline as the WebUI script (:func:`interstable.job.run_pipeline`): the seeded lines are
 drawn, the image (original or lined) is captioned, and the local LLM writes the prompt; your prompt is re-attached
 verbatim. The same image, options and ``--seed`` give the same lines and the same prompt as the script with that
 image seed.
@@ -22,8 +22,8 @@ from interstable.cli import EXIT_OK, EXIT_USAGE
 from interstable.cli.caption import add_caption_arguments, build_captioner, open_image
 from interstable.cli.models import add_models_dir_argument, models_dir
 from interstable.errors import ConfigError, ModelNotFoundError
-from interstable.models import DEFAULT_FILE, resolve_model
-from interstable.prompting import PRESETS, TOKEN_BUDGETS, approx_clip_tokens
+from interstable.llm.models import DEFAULT_FILE, resolve_model
+from interstable.prompt import PRESETS, TOKEN_BUDGETS, approx_clip_tokens
 from interstable.seeds import SEED_MAX
 
 logger = logging.getLogger("interstable")
@@ -130,7 +130,7 @@ class _GivenCaption:
 
 def _hooks(verbose: bool) -> Any:
     """Pipeline hooks for a terminal: with --verbose, the stages on the log and a tqdm bar of the LLM's tokens."""
-    from interstable.pipeline import Hooks
+    from interstable.job import Hooks
 
     class CliHooks(Hooks):
         bar: Any = None
@@ -158,8 +158,8 @@ def _hooks(verbose: bool) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Write the prompt and print it (or JSON); exit 0, 1 when it failed, 2 for bad option values."""
     from interstable import llm
-    from interstable.captioning import CaptionCache
-    from interstable.pipeline import ImageInput, Resources, run_pipeline
+    from interstable.caption import CaptionCache
+    from interstable.job import ImageInput, Resources, run_pipeline
 
     try:
         config = _config(args)

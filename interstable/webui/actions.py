@@ -30,7 +30,7 @@ def last_prompt() -> str:
 
 def model_names() -> list[str]:
     """The ``.gguf`` names in the LLM models folder (an unusable folder gives none, logged)."""
-    from interstable import models
+    from interstable.llm import models
     from interstable.webui import settings
 
     try:
@@ -49,7 +49,7 @@ def refresh_models(current: str) -> dict:
 
 def preset_text(name: str) -> str:
     """The instruction text of a preset."""
-    from interstable.prompting import PRESETS
+    from interstable.prompt import PRESETS
 
     return PRESETS.get(name, "")
 
@@ -61,12 +61,12 @@ def run_preview(config: JobConfig, image: Any, *, prompt: str, seed: int, region
     over from an earlier job does not stop it and the progress bar follows it.
 
     Returns:
-        The :class:`~interstable.pipeline.ImageOutcome` and the LLM model's name ("" without one).
+        The :class:`~interstable.job.ImageOutcome` and the LLM model's name ("" without one).
     """
     from modules import shared
     from modules.call_queue import queue_lock
 
-    from interstable.pipeline import ImageInput, run_pipeline
+    from interstable.job import ImageInput, run_pipeline
     from interstable.webui import resources, settings
 
     current = settings.read()
@@ -132,7 +132,7 @@ def download_default_model(progress: Any = None) -> str:
     Args:
         progress: Gradio's progress tracker (``gr.Progress()``), called with the fraction done; None for none.
     """
-    from interstable import models
+    from interstable.llm import models
     from interstable.webui import settings
 
     def report(done: int, total: int) -> None:
@@ -153,7 +153,7 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
     """Create the buttons and the preview area and connect them (none of them is a script argument)."""
     import gradio as gr
 
-    from interstable.prompting import DEFAULT_PRESET, PRESETS
+    from interstable.prompt import DEFAULT_PRESET, PRESETS
 
     host = getattr(script, "interstable_host_components", {})
     with gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interstable.pipeline import Hooks
+from interstable.job import Hooks
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -1,4 +1,4 @@
-"""The host's interrogators as :class:`~interstable.captioning.Captioner` objects (HOST_CONTRACT.md 5).
+"""The host's interrogators as :class:`~interstable.caption.Captioner` objects (HOST_CONTRACT.md 5).
 
 - **WebUI CLIP** (``shared.interrogator.interrogate``): resets ``shared.state`` (``begin``/``end`` clear job counts and
   the interrupt flags) and returns text ending in ``"<error>"`` instead of raising. Here the state is saved and
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interstable.captioning import (
+from interstable.caption import (
     Captioner,
     CaptionSettings,
     caption_error,
@@ -236,7 +236,7 @@ def make_host_captioner(
     """Return the captioner for ``settings`` inside the WebUI; nothing loads yet.
 
     The host backends wrap the host's models; ``"clip_interrogator"`` and ``"none"`` come from
-    :func:`interstable.captioning.make_captioner` with the host's interrogate device, its ``torch_gc`` and
+    :func:`interstable.caption.make_captioner` with the host's interrogate device, its ``torch_gc`` and
     :func:`default_models_dir` (low-VRAM defaults under ``--lowvram``/``--medvram``, else by GPU size).
 
     Args:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from interstable.args import NO_MODEL, JobConfig
-from interstable.captioning import CaptionCache, Captioner, CaptionSettings
+from interstable.caption import CaptionCache, Captioner, CaptionSettings
 from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError
-from interstable.pipeline import Resources, caption_settings
-from interstable.prompting import approx_clip_tokens
+from interstable.job import Resources, caption_settings
+from interstable.prompt import approx_clip_tokens
 from interstable.webui.hooks import HostHooks
 from interstable.webui.memory import GpuTimeShare
 from interstable.webui.settings import UNLOAD_POLICIES, Settings
@@ -37,7 +37,7 @@ class ModelInfo:
 
 @dataclass
 class JobModels:
-    """Everything :func:`interstable.pipeline.run_pipeline` needs for one job, plus the clean-up."""
+    """Everything :func:`interstable.job.run_pipeline` needs for one job, plus the clean-up."""
 
     resources: Resources
     hooks: HostHooks
@@ -100,7 +100,7 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
         ModelNotFoundError: No such model, or no model at all in the folder.
         ConfigError: The name tries to leave the models folder.
     """
-    from interstable import models
+    from interstable.llm import models
 
     if config.llm_model == NO_MODEL:
         return None
@@ -177,7 +177,7 @@ def _failing(exc: ModelError) -> Callable[[], Any]:
 
 def prepare(config: JobConfig, settings: Settings) -> JobModels:
     """Resolve the job's models (nothing is loaded yet: loading happens in the pipeline's stages)."""
-    from interstable import models
+    from interstable.llm import models
 
     info = ModelInfo()
     memory = GpuTimeShare(policy=settings.memory_policy)

@@ -86,7 +86,7 @@ def status() -> dict:
     """What ``GET /interstable/v1/status`` reports."""
     import importlib.metadata
 
-    from interstable import models
+    from interstable.llm import models
     from interstable.webui import memory, settings
 
     current = settings.read()
@@ -209,7 +209,7 @@ def mount(demo: Any, app: Any) -> None:
 
     @app.get("/interstable/v1/models", dependencies=[Depends(auth)])
     def get_models(hashes: bool = False) -> dict:
-        from interstable import models
+        from interstable.llm import models
         from interstable.webui import settings
 
         current = settings.read()

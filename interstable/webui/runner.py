@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from interstable import TITLE
 from interstable.args import JobConfig, infotext_text, to_infotext
 from interstable.errors import ConfigError, InputImageError, JobInterrupted
-from interstable.pipeline import ImageInput, ImageOutcome, run_pipeline
+from interstable.job import ImageInput, ImageOutcome, run_pipeline
 from interstable.seeds import derive_seed
 from interstable.webui import actions
 from interstable.webui import resources as job_resources

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from interstable.captioning import (
+from interstable.caption import (
     CaptionCache,
     Captioner,
     CaptionSettings,

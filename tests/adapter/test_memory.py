@@ -29,7 +29,7 @@ def _record(host, monkeypatch):
     """One timeline of what touches memory: caption calls, captioner unloads, LLM loads, SD moves, sampling."""
     from modules import processing, sd_models
 
-    from interstable import llm
+    from interstable.llm import loading as llm
 
     events = []
     interrogate = host.interrogator.interrogate
@@ -72,7 +72,7 @@ def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runn
 
 
 def test_llm_on_cpu_policy_loads_with_zero_gpu_layers(host, runner, script, monkeypatch):
-    from interstable import llm
+    from interstable.llm import loading as llm
 
     host.opts.interstable_memory = "Keep SD on the GPU, LLM on the CPU"
     host.opts.interstable_gpu_layers = "-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from interstable.args import ARGS
-from interstable.prompting import PRESETS
+from interstable.prompt import PRESETS
 
 
 def _handler(component, event="click"):
@@ -117,7 +117,7 @@ def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_p
     import gradio as gr
     import huggingface_hub
 
-    from interstable import _model_download
+    from interstable.llm import download as _model_download
 
     data = b"GGUF" + b"\0" * 1020
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from interstable import pipeline
+from interstable import job as pipeline
 from interstable.webui import runner as runner_module
 
 

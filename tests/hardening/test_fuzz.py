@@ -17,8 +17,8 @@ from PIL import Image
 
 from interstable.args import ARGS, JobConfig, from_infotext, from_script_args, infotext_text, to_infotext
 from interstable.errors import ConfigError, InputImageError
-from interstable.prompting import TOKEN_BUDGETS, approx_clip_tokens, clean_output, compose_prompt, fit_budget
-from interstable.rline import COLOR_MODES, STYLES, LineParams, draw_lines, flatten
+from interstable.lines import COLOR_MODES, STYLES, LineParams, draw_lines, flatten
+from interstable.prompt import TOKEN_BUDGETS, approx_clip_tokens, clean_output, compose_prompt, fit_budget
 
 PROFILE = settings.get_profile(
     "hardening-thorough" if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else "hardening"

@@ -90,7 +90,7 @@ def test_unreadable_model_file_says_so(jobs, monkeypatch):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    from interstable import models
+    from interstable.llm import models
 
     models._check_cached.cache_clear()
     monkeypatch.setattr(builtins, "open", refusing_open)

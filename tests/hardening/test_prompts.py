@@ -86,7 +86,7 @@ def test_the_llm_sees_only_plain_words_of_a_huge_prompt(jobs, monkeypatch):
     jobs.run(jobs.p(prompt=PROMPTS["10000-characters"] + " <lora:x:1> (y:1.3)"))
     (request,) = seen
     assert request.user_prompt.endswith("<lora:x:1> (y:1.3)")  # the request carries it; the message is built from
-    from interstable.prompting import build_messages, plain_theme
+    from interstable.prompt import build_messages, plain_theme
 
     _, message = build_messages(request)
     assert len(message) < 2000

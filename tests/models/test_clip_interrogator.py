@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from interstable.captioning import (
+from interstable.caption import (
     MODES,
     CaptionCache,
     CaptionSettings,

@@ -11,7 +11,7 @@ import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-import interstable.llm as llm_module  # noqa: E402 (after the skip)
+import interstable.llm.loading as llm_module  # noqa: E402 (after the skip)
 from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError, PromptError  # noqa: E402
 from interstable.llm import (  # noqa: E402
     LlamaPromptWriter,
@@ -22,7 +22,7 @@ from interstable.llm import (  # noqa: E402
     close_all,
     release,
 )
-from interstable.prompting import (  # noqa: E402
+from interstable.prompt import (  # noqa: E402
     GRAMMAR_WORD_LIMITS,
     PRESETS,
     PromptRequest,
@@ -120,7 +120,7 @@ def test_prompt_tokens_start_with_a_single_bos(tiny_mistral, tiny_chatml):
     for path in (tiny_mistral, tiny_chatml):
         w = writer(path)
         llama = w.llama
-        tokens = llm_module._acquire(path, LOAD).tokenize(w.render(REQUEST).text)
+        tokens = llm_module.acquire(path, LOAD).tokenize(w.render(REQUEST).text)
         assert tokens[0] == llama.token_bos()
         assert tokens[1] != llama.token_bos()
 

@@ -16,7 +16,8 @@ import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-import interstable.llm as llm_module  # noqa: E402 (after the skip)
+import interstable.llm.llama_log as llama_log_module  # noqa: E402 (after the skip)
+import interstable.llm.loading as llm_module  # noqa: E402
 from interstable.errors import ModelLoadError  # noqa: E402
 from interstable.llm import (  # noqa: E402
     DEFAULT_RESERVE_BYTES,
@@ -27,7 +28,7 @@ from interstable.llm import (  # noqa: E402
     close_all,
     gguf_layer_bytes,
 )
-from interstable.prompting import PromptRequest  # noqa: E402
+from interstable.prompt import PromptRequest  # noqa: E402
 
 REQUEST = PromptRequest(caption="a cat on a sofa", user_prompt="oil painting")
 CUDA_OOM_LOG = (
@@ -75,7 +76,7 @@ def constructed(monkeypatch):
 
 def llama_log(text: bytes) -> None:
     """Emit a line through llama.cpp's log callback, as llama.cpp itself does before it fails."""
-    llm_module._LOG_CALLBACK[0](4, text, None)  # 4 = GGML_LOG_LEVEL_ERROR
+    llama_log_module._LOG_CALLBACK[0](4, text, None)  # 4 = GGML_LOG_LEVEL_ERROR
 
 
 def oom_in_log() -> None:

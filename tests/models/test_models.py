@@ -14,7 +14,7 @@ import pytest
 
 from interstable.cli import main
 from interstable.errors import ConfigError, ModelLoadError, ModelNotFoundError
-from interstable.models import (
+from interstable.llm.models import (
     DEFAULT_FILE,
     DEFAULT_REPO,
     DEFAULT_SHA256,
@@ -195,7 +195,7 @@ def test_check_gguf_missing_and_folder(tmp_path):
 
 
 def test_check_gguf_permission_denied(tmp_path, tiny_mistral, monkeypatch):
-    import interstable.models
+    import interstable.llm.models
 
     path = tmp_path / "locked.gguf"
     path.write_bytes(tiny_mistral.read_bytes())
@@ -203,7 +203,7 @@ def test_check_gguf_permission_denied(tmp_path, tiny_mistral, monkeypatch):
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(interstable.models, "open", denied, raising=False)
+    monkeypatch.setattr(interstable.llm.models, "open", denied, raising=False)
     with pytest.raises(ModelLoadError, match=r"cannot be read \(permission denied\)"):
         check_gguf(path)
 
@@ -319,7 +319,7 @@ def test_download_refuses_odd_file_names(tmp_path, hub, filename):
 
 def test_importing_the_core_loads_no_heavy_library_and_downloads_nothing():
     code = (
-        "import sys, interstable.models, interstable.llm, interstable.prompting, interstable.tinymodels;"
+        "import sys, interstable.llm.models, interstable.llm, interstable.prompt, interstable.tinymodels;"
         "print([m for m in ('llama_cpp', 'huggingface_hub', 'gguf', 'jinja2', 'numpy') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from interstable.captioning import (
+from interstable.caption import (
     BACKEND_LABELS,
     BACKENDS,
     MODE_LABELS,
@@ -419,6 +419,6 @@ def test_to_rgb_flattens_transparency_onto_the_background():
 
 def test_import_is_light():
     heavy = "('torch', 'PIL', 'clip_interrogator', 'transformers')"
-    code = f"import sys, interstable.captioning; print([m for m in {heavy} if m in sys.modules])"
+    code = f"import sys, interstable.caption; print([m for m in {heavy} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from interstable import rline
+from interstable import lines as rline
 from interstable.cli import lines as cli_lines
 from interstable.cli import main
 from interstable.seeds import derive_seed

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interstable.errors import ConfigError
-from interstable.prompting import (
+from interstable.prompt import (
     DEFAULT_PRESET,
     PRESETS,
     EffectiveSampling,

@@ -1,4 +1,4 @@
-"""R-Line: seeded random lines drawn into the init image (interstable.rline)."""
+"""R-Line: seeded random lines drawn into the init image (interstable.lines)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from interstable.errors import ConfigError, InputImageError
-from interstable.rline import (
+from interstable.lines import (
     COLOR_MODES,
     MAX_LINES,
     STYLES,
@@ -582,7 +582,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
     from PIL import Image
-    from interstable.rline import LineParams, draw_lines
+    from interstable.lines import LineParams, draw_lines
 
     def peak():
         with open("/proc/self/status") as status:

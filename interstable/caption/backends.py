@@ -1,0 +1,73 @@
+"""The host-free backends: :class:`NoneCaptioner` and :func:`make_captioner` (clip-interrogator or none)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interstable.caption.clip_backend import ClipInterrogatorCaptioner
+from interstable.caption.settings import HOST_BACKENDS, Captioner, CaptionSettings
+from interstable.errors import ConfigError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["NoneCaptioner", "make_captioner"]
+
+
+class NoneCaptioner:
+    """The "None" backend: no caption, so the user's prompt is the only input to the LLM."""
+
+    name = "none"
+
+    def caption(self, image: Image.Image) -> str:
+        """Return ``""``."""
+        return ""
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+
+def make_captioner(
+    settings: CaptionSettings,
+    *,
+    models_dir: Path | str | None = None,
+    device: str = "cpu",
+    low_vram: bool | None = None,
+    allow_download: bool = False,
+    config_overrides: Mapping[str, Any] | None = None,
+    empty_cache: Callable[[], None] | None = None,
+) -> Captioner:
+    """Return the captioner for a core backend (``"clip_interrogator"`` or ``"none"``); nothing loads yet.
+
+    The host's backends come from ``interstable.webui.interrogators.make_host_captioner``.
+
+    Args:
+        settings: The caption settings.
+        models_dir: The clip-interrogator models folder (required for it), e.g. the WebUI's
+            ``models/clip-interrogator``.
+        device: Torch device for clip-interrogator (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+        low_vram: Apply clip-interrogator's low-VRAM defaults; None decides by the GPU's memory (under 12 GB).
+        allow_download: Let clip-interrogator fetch missing models and label embeddings.
+        config_overrides: Extra ``clip_interrogator.Config`` attributes (see :class:`ClipInterrogatorCaptioner`).
+        empty_cache: Called after :meth:`Captioner.release` (the WebUI's ``devices.torch_gc``).
+
+    Raises:
+        ConfigError: A host backend was asked for, or ``models_dir`` is missing for clip-interrogator.
+    """
+    if settings.backend == "none":
+        return NoneCaptioner()
+    if settings.backend in HOST_BACKENDS:
+        raise ConfigError("backend", settings.backend, "the WebUI's backends come from interstable.webui.interrogators")
+    if models_dir is None:
+        raise ConfigError("models_dir", models_dir, "give the folder for clip-interrogator's models")
+    return ClipInterrogatorCaptioner(
+        settings,
+        models_dir=Path(models_dir),
+        device=device,
+        low_vram=low_vram,
+        allow_download=allow_download,
+        config_overrides=config_overrides,
+        empty_cache=empty_cache,
+    )

@@ -1,0 +1,390 @@
+"""One job, host-free: lines for every image, then every caption, then every prompt.
+
+The order is the memory choreography of DESIGN.md: per job, not per image. All captions are made first (then the
+captioner is released), the LLM is loaded once and writes every prompt (then it is closed or kept, by policy), and
+only then does the WebUI sample. The WebUI side plugs in through :class:`Hooks` (progress, interrupt, live preview,
+moving SD weights) and :class:`Resources` (the captioner, the LLM, the caption cache, the CLIP token counter).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from interstable.args import JobConfig
+from interstable.caption import CaptionCache, Captioner, CaptionSettings, caption_image, image_key
+from interstable.errors import CaptionError, JobInterrupted, ModelError, PromptError
+from interstable.lines import LinedImage, LineParams, draw_lines, flatten
+from interstable.prompt import PromptRequest, SamplingSettings, clean_output, compose_prompt
+from interstable.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from interstable.llm import PromptWriter
+
+__all__ = [
+    "FailurePolicy",
+    "Hooks",
+    "ImageInput",
+    "ImageOutcome",
+    "Resources",
+    "caption_settings",
+    "describe_lines",
+    "line_params",
+    "run_pipeline",
+    "sampling_settings",
+]
+
+logger = logging.getLogger("interstable")
+
+FailurePolicy = Literal["error", "continue"]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One output image to prepare.
+
+    Attributes:
+        image: The init image as given (any mode; it is not modified).
+        seed: The image's seed as the WebUI assigned it (``p.all_seeds[i]``).
+        region: Where lines may go (the inpaint mask, white inside), or None for the whole image.
+    """
+
+    image: Image.Image
+    seed: int
+    region: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What the pipeline made for one image; everything the infotext records.
+
+    Attributes:
+        lined: The lined image, its stroke mask and the line count.
+        line_seed: The seed of the lines.
+        caption: The caption ("" for no caption or a caption failure that the policy let pass).
+        caption_cached: True when the caption came from the cache.
+        llm_seed: The seed of the LLM call (shared by a batch with one prompt per batch).
+        llm_text: The LLM's cleaned text ("" when there was none).
+        prompt: The final prompt for Stable Diffusion.
+        failures: What failed and was let pass by the "continue" policy, as short messages.
+    """
+
+    lined: LinedImage
+    line_seed: int
+    caption: str
+    caption_cached: bool
+    llm_seed: int
+    llm_text: str
+    prompt: str
+    failures: tuple[str, ...] = ()
+
+
+class Hooks:
+    """Callbacks from the pipeline to its host; the defaults do nothing (the command line uses them as they are)."""
+
+    def stage(self, text: str) -> None:
+        """A stage or step starts; ``text`` is a short description for the progress bar."""
+
+    def stage_done(self) -> None:
+        """A counted stage (lines, captions, prompts) ended."""
+
+    def tokens(self, done: int, total: int) -> None:
+        """The LLM has produced ``done`` of at most ``total`` tokens."""
+
+    def should_stop(self) -> bool:
+        """True when the user pressed Interrupt or Skip."""
+        return False
+
+    def preview(self, image: Image.Image) -> None:
+        """Show ``image`` as the live preview."""
+
+    def before_llm(self) -> None:
+        """The LLM is about to load: make room (for example move SD weights off the GPU)."""
+
+    def after_llm(self) -> None:
+        """The LLM is done: undo :meth:`before_llm`."""
+
+
+@dataclass
+class Resources:
+    """The models a job uses, made by the caller.
+
+    Attributes:
+        captioner: The captioner for ``config``'s backend, or None for no caption (the "none" backend).
+        open_writer: Loads (or takes from the cache) the LLM; None when no LLM is used.
+        close_writer: Called once after the last prompt, with the writer (close or keep it).
+        count_tokens: Counts CLIP tokens (the WebUI's tokenizer in the script).
+        cache: The caption cache.
+        keep_captioner: Skip ``captioner.release()`` after captioning.
+        default_instruction: The instruction when the job's own is empty ("" uses the built-in one).
+        background: The colour transparency is flattened onto.
+    """
+
+    captioner: Captioner | None
+    open_writer: Callable[[], PromptWriter] | None
+    close_writer: Callable[[PromptWriter], None]
+    count_tokens: Callable[[str], int]
+    cache: CaptionCache = field(default_factory=CaptionCache)
+    keep_captioner: bool = False
+    default_instruction: str = ""
+    background: tuple[int, int, int] | str = (255, 255, 255)
+
+
+def line_params(config: JobConfig) -> LineParams:
+    """The R-Line parameters of a job."""
+    return LineParams(
+        density=config.line_density,
+        width_min=config.line_width_min,
+        width_max=config.line_width_max,
+        opacity=config.line_opacity,
+        color_mode=config.line_color,
+        style=config.line_style,
+    )
+
+
+def caption_settings(config: JobConfig) -> CaptionSettings:
+    """The caption settings of a job."""
+    return CaptionSettings(
+        backend=config.caption_backend,
+        mode=config.caption_mode,
+        caption_model=config.caption_model,
+        clip_model=config.clip_model,
+    )
+
+
+def sampling_settings(config: JobConfig) -> SamplingSettings:
+    """The LLM sampling settings of a job."""
+    return SamplingSettings(
+        creativity=config.creativity,
+        faithfulness=config.faithfulness,
+        max_tokens=config.max_tokens,
+        use_raw=config.use_raw,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        repeat_penalty=config.repeat_penalty,
+        budget=int(config.token_budget),
+    )
+
+
+_COLOUR_WORDS = {
+    "random": "random colours",
+    "image": "colours taken from the image",
+    "black": "black",
+    "white": "white",
+    "complementary": "colours complementary to the image",
+}
+_STYLE_WORDS = {"straight": "straight", "polyline": "jagged zigzag", "curve": "smooth curved"}
+
+
+def describe_lines(count: int, config: JobConfig) -> str:
+    """A short plain-English description of the drawn lines for the LLM ("" when there are none)."""
+    if count == 0:
+        return ""
+    noun = "line" if count == 1 else "lines"
+    return f"{count} {_STYLE_WORDS[config.line_style]} {noun} in {_COLOUR_WORDS[config.line_color]}"
+
+
+def run_pipeline(
+    inputs: Sequence[ImageInput],
+    config: JobConfig,
+    *,
+    user_prompt: str | Sequence[str],
+    resources: Resources,
+    hooks: Hooks | None = None,
+    policy: FailurePolicy = "error",
+    group_size: int = 1,
+) -> list[ImageOutcome]:
+    """Prepare every image of a job: lines, captions, prompts.
+
+    Args:
+        inputs: The images in output order, each with its own seed.
+        config: The job's settings.
+        user_prompt: The user's prompt, exactly as written, or one per input (the WebUI takes a list prompt from API
+            callers); it is re-attached verbatim to the final prompt.
+        resources: The captioner, the LLM and the helpers.
+        hooks: Progress, interrupt, preview and memory callbacks.
+        policy: "error" raises on a caption or LLM failure; "continue" records it and goes on without.
+        group_size: Images per batch; with ``config.prompt_per == "batch"`` each group shares one prompt.
+
+    Returns:
+        One :class:`ImageOutcome` per input, in order.
+
+    Raises:
+        JobInterrupted: The user interrupted (checked between images, stages and tokens).
+        CaptionError, ModelError, PromptError: A failure under the "error" policy.
+    """
+    job = _Job(list(inputs), config, resources, hooks or Hooks(), policy)
+    lined = job.draw_all()
+    captions, cached = job.caption_all(lined)
+    users = [user_prompt] * len(job.inputs) if isinstance(user_prompt, str) else list(user_prompt)
+    if len(users) != len(job.inputs):
+        raise ValueError(f"{len(users)} user prompts for {len(job.inputs)} images")
+    texts, llm_seeds = job.write_all(lined, captions, users, group_size)
+
+    outcomes = []
+    for i, item in enumerate(job.inputs):
+        prompt = compose_prompt(
+            texts[i],
+            users[i],
+            order=config.user_prompt_order,  # type: ignore[arg-type]
+            budget=int(config.token_budget),
+            count_tokens=resources.count_tokens,
+        )
+        outcomes.append(
+            ImageOutcome(
+                lined=lined[i],
+                line_seed=derive_seed(item.seed, "lines"),
+                caption=captions[i],
+                caption_cached=cached[i],
+                llm_seed=llm_seeds[i],
+                llm_text=texts[i],
+                prompt=prompt,
+                failures=tuple(job.failures[i]),
+            )
+        )
+    return outcomes
+
+
+def _flat(image: Image.Image, background: tuple[int, int, int] | str) -> Image.Image:
+    """``image`` as RGB for the captioner: an RGB image without transparency is used as it is, not copied (a copy of
+    a 16384x16384 image is 1 GiB)."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    return flatten(image, background=background)
+
+
+@dataclass
+class _Job:
+    inputs: list[ImageInput]
+    config: JobConfig
+    resources: Resources
+    hooks: Hooks
+    policy: FailurePolicy
+    failures: list[list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.failures = [[] for _ in self.inputs]
+
+    def check(self) -> None:
+        if self.hooks.should_stop():
+            raise JobInterrupted("interrupted by the user")
+
+    def fail(self, stage: str, exc: Exception, indexes: Sequence[int]) -> None:
+        if self.policy == "error":
+            raise exc
+        message = f"{stage}: {exc}"
+        logger.warning("InterStable: %s; continuing as the failure policy says", message)
+        for i in indexes:
+            self.failures[i].append(message)
+
+    def draw_all(self) -> list[LinedImage]:
+        params = line_params(self.config)
+        result = []
+        for i, item in enumerate(self.inputs):
+            self.check()
+            self.hooks.stage(f"InterStable: drawing lines {i + 1}/{len(self.inputs)}")
+            lined = draw_lines(
+                item.image,
+                params,
+                seed=derive_seed(item.seed, "lines"),
+                mask=item.region,
+                background=self.resources.background,
+            )
+            lined.image.info.clear()  # a new image: the upload's metadata (PNG text, an old infotext) stays behind
+            self.hooks.preview(lined.image)
+            result.append(lined)
+        return result
+
+    def caption_all(self, lined: Sequence[LinedImage]) -> tuple[list[str], list[bool]]:
+        count = len(self.inputs)
+        captions, cached = [""] * count, [False] * count
+        captioner = self.resources.captioner
+        if captioner is None:
+            self.hooks.stage_done()  # the stage still counts in the job's progress
+            return captions, cached
+        settings = caption_settings(self.config)
+        sources: dict[int, tuple[Image.Image, str]] = {}  # the same init image is flattened and hashed once per job
+        try:
+            for i, item in enumerate(self.inputs):
+                self.check()
+                self.hooks.stage(f"InterStable: captioning {i + 1}/{count}")
+                if self.config.caption_source == "lined":
+                    source, key = lined[i].image, None
+                else:
+                    if id(item.image) not in sources:
+                        flat = _flat(item.image, self.resources.background)
+                        sources[id(item.image)] = (flat, image_key(flat))
+                    source, key = sources[id(item.image)]
+                try:
+                    result = caption_image(
+                        captioner,
+                        source,
+                        settings=settings,
+                        cache=self.resources.cache,
+                        should_stop=self.hooks.should_stop,
+                        key=key,
+                    )
+                except (CaptionError, ModelError) as exc:
+                    self.fail("caption", exc, [i])
+                    continue
+                captions[i], cached[i] = result.text, result.cached
+        finally:
+            if not self.resources.keep_captioner:
+                captioner.release()
+        self.hooks.stage_done()
+        return captions, cached
+
+    def write_all(
+        self, lined: Sequence[LinedImage], captions: Sequence[str], users: Sequence[str], group_size: int
+    ) -> tuple[list[str], list[int]]:
+        count = len(self.inputs)
+        size = max(1, group_size) if self.config.prompt_per == "batch" else 1
+        llm_seeds = [derive_seed(self.inputs[(i // size) * size].seed, "llm") for i in range(count)]
+        texts = [clean_output(c) for c in captions]  # what stands in when there is no LLM text
+        if self.resources.open_writer is None:
+            self.hooks.stage_done()
+            return texts, llm_seeds
+        self.hooks.before_llm()
+        writer = None
+        try:
+            try:
+                writer = self.resources.open_writer()
+            except ModelError as exc:
+                self.fail("LLM", exc, range(count))
+                return texts, llm_seeds
+            for start in range(0, count, size):
+                self.check()
+                group = range(start, min(start + size, count))
+                self.hooks.stage(f"InterStable: writing prompt {start // size + 1}/{-(-count // size)}")
+                try:
+                    text = writer.write(
+                        self.request(lined[start], captions[start], users[start]),
+                        seed=llm_seeds[start],
+                        sampling=sampling_settings(self.config),
+                        on_progress=self.hooks.tokens,
+                        should_stop=self.hooks.should_stop,
+                    )
+                except (PromptError, ModelError) as exc:
+                    self.fail("LLM", exc, group)
+                    continue
+                for i in group:
+                    texts[i] = text
+        finally:
+            if writer is not None:
+                self.resources.close_writer(writer)
+            self.hooks.after_llm()
+        self.hooks.stage_done()
+        return texts, llm_seeds
+
+    def request(self, lined: LinedImage, caption: str, user_prompt: str) -> PromptRequest:
+        return PromptRequest(
+            caption=caption,
+            user_prompt=user_prompt,
+            lines=describe_lines(lined.count, self.config) if self.config.describe_lines else "",
+            instruction=self.config.instruction or self.resources.default_instruction,
+        )

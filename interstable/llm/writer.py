@@ -1,0 +1,362 @@
+"""The llama-cpp-python prompt writer: :class:`LlamaPromptWriter` (re-exported by :mod:`interstable.llm`).
+
+It renders the request (:mod:`interstable.prompt`), generates with a fixed grammar, seeded, and returns cleaned
+text, reporting each token to a progress callback and a cancellation check through llama-cpp-python's per-token
+``stopping_criteria`` hook. A GPU out-of-memory while generating is retried once on the CPU. The models come from the
+process-wide cache in :mod:`interstable.llm.loading` (see :mod:`interstable.llm` for the whole picture).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError, PromptError
+from interstable.llm.file_hash import file_sha256
+from interstable.llm.gpu_memory import is_out_of_memory
+from interstable.llm.llama_log import log_mark, log_problems_since, log_text_since
+from interstable.llm.loading import acquire, release, reload_on_cpu
+from interstable.llm.model import LoadedModel
+from interstable.llm.settings import Completion, LoadSettings
+from interstable.prompt import (
+    PromptRequest,
+    RenderedPrompt,
+    SamplingSettings,
+    build_messages,
+    clean_output,
+    grammar_for,
+    looks_like_refusal,
+    render_chat,
+)
+
+__all__ = ["STOP_STRINGS", "LlamaPromptWriter"]
+
+logger = logging.getLogger("interstable")
+
+STOP_STRINGS = ("</s>", "[INST]", "<|im_end|>", "<|eot_id|>", "\n\n")
+_SEED_MODULUS = 0xFFFFFFFF  # llama.cpp treats seed 0xFFFFFFFF as "pick a random seed"
+
+
+@functools.lru_cache(maxsize=32)
+def _render_cached(
+    request: PromptRequest, faithfulness: float, template: str | None, bos_token: str, eos_token: str
+) -> RenderedPrompt:
+    instructions, message = build_messages(request, faithfulness=faithfulness)
+    return render_chat(instructions, message, template=template, bos_token=bos_token, eos_token=eos_token)
+
+
+def _llama_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError("seed", seed, "use an integer (for example derive_seed(image_seed, 'llm'))")
+    return seed % _SEED_MODULUS
+
+
+class LlamaPromptWriter:
+    """Writes prompts with a local GGUF model through llama-cpp-python (implements :class:`PromptWriter`).
+
+    The model is loaded on first use (or by :meth:`load`) into the process-wide cache and shared by every writer
+    with the same file and :class:`LoadSettings`.
+
+    Args:
+        model_path: The ``.gguf`` file (resolve API names with :func:`interstable.llm.models.resolve_model` first).
+        load: How to load it.
+        ignore_eos: Never end before ``max_tokens`` (for benchmarks: a fixed token count).
+    """
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        *,
+        load: LoadSettings = LoadSettings(),  # noqa: B008
+        ignore_eos: bool = False,
+    ) -> None:
+        if not isinstance(load, LoadSettings):
+            raise ConfigError("load", load, "use a LoadSettings")
+        self._path = Path(model_path)
+        self._resolved = self._path.resolve()  # once: resolving costs a system call per path part
+        self._load = load
+        self._ignore_eos = bool(ignore_eos)
+
+    def __repr__(self) -> str:
+        return f"LlamaPromptWriter({str(self._path)!r}, load={self._load!r})"
+
+    def __enter__(self) -> LlamaPromptWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def model_path(self) -> Path:
+        """The model file."""
+        return self._path
+
+    @property
+    def model_name(self) -> str:
+        """The model's file name without ``.gguf`` (for infotext)."""
+        return self._path.name[:-5] if self._path.name.lower().endswith(".gguf") else self._path.name
+
+    @property
+    def model_hash(self) -> str:
+        """The first 10 hex digits of the file's SHA-256 (computed on first use, then cached)."""
+        try:
+            return file_sha256(self._path)[:10]
+        except FileNotFoundError as exc:
+            raise ModelNotFoundError(f"The model file {self._path} does not exist.") from exc
+
+    @property
+    def llama(self) -> Any:
+        """The loaded ``llama_cpp.Llama`` (loads it if needed); for benchmarks and advanced use only."""
+        return acquire(self._resolved, self._load).llm
+
+    def load(self) -> None:
+        """Load the model now (a no-op when it is cached)."""
+        acquire(self._resolved, self._load)
+
+    def close(self) -> None:
+        """Unload this model file from the cache (for every writer using it) and free its memory."""
+        release(self._path)
+
+    def render(self, request: PromptRequest, *, sampling: SamplingSettings = SamplingSettings()) -> RenderedPrompt:  # noqa: B008
+        """Return the exact prompt text the model gets for ``request`` (loads the model for its special tokens)."""
+        entry = acquire(self._resolved, self._load)
+        return self._render(entry, request, sampling)
+
+    @staticmethod
+    def _render(entry: LoadedModel, request: PromptRequest, sampling: SamplingSettings) -> RenderedPrompt:
+        return _render_cached(
+            request, sampling.faithfulness, entry.info.chat_template, entry.bos_text or "<s>", entry.eos_text or "</s>"
+        )
+
+    def write(
+        self,
+        request: PromptRequest,
+        *,
+        seed: int,
+        sampling: SamplingSettings = SamplingSettings(),  # noqa: B008
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> str:
+        """Write a prompt for ``request``.
+
+        Args:
+            request: Caption, user prompt, lines, instruction.
+            seed: The LLM seed (for example ``derive_seed(image_seed, "llm")``); same inputs and seed, same text.
+            sampling: Sampling settings.
+            on_progress: Called as ``on_progress(tokens_so_far, max_tokens)`` after each token.
+            should_stop: Checked before the start and after each token; when it returns True the generation stops
+                and :class:`JobInterrupted` is raised.
+
+        Returns:
+            Comma-separated phrases (cleaned; a phrase cut by ``max_tokens`` is dropped). Not yet cut to the CLIP
+            budget and without the user's syntax: see :func:`interstable.prompt.compose_prompt`.
+
+        Raises:
+            ModelNotFoundError, ModelLoadError: The model cannot be used.
+            PromptError: The output is empty or a refusal.
+            JobInterrupted: ``should_stop`` returned True.
+        """
+        if not isinstance(request, PromptRequest):
+            raise ConfigError("request", request, "use a PromptRequest")
+        if not isinstance(sampling, SamplingSettings):
+            raise ConfigError("sampling", sampling, "use a SamplingSettings")
+        entry = acquire(self._resolved, self._load)
+        rendered = self._render(entry, request, sampling)
+        result = self._generate(
+            entry,
+            rendered.text,
+            seed=seed,
+            sampling=sampling,
+            grammar=grammar_for(request.instruction),
+            stop=STOP_STRINGS,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+        text = clean_output(result.text)
+        if result.finish_reason == "length" and ", " in text:
+            text = text.rsplit(", ", 1)[0]
+        if not text:
+            raise PromptError(
+                f"The LLM ({self.model_name}) returned no usable text ({result.n_tokens} tokens: {result.text[:80]!r})."
+            )
+        if looks_like_refusal(text):
+            raise PromptError(f"The LLM ({self.model_name}) refused to write a prompt: {text[:120]!r}.")
+        return text
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        seed: int,
+        sampling: SamplingSettings = SamplingSettings(),  # noqa: B008
+        grammar: str | None = None,
+        stop: Sequence[str] = (),
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """Generate a raw, uncleaned completion of ``prompt`` (special tokens spelled out, e.g. ``<s>[INST]``).
+
+        The low-level step under :meth:`write`; ``grammar`` is a GBNF text (checked before use), ``stop`` ends the
+        text before the first stop string.
+        """
+        if not isinstance(prompt, str):
+            raise ConfigError("prompt", prompt, "use a string")
+        entry = acquire(self._resolved, self._load)
+        return self._generate(
+            entry,
+            prompt,
+            seed=seed,
+            sampling=sampling,
+            grammar=grammar,
+            stop=tuple(stop),
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    def _lock_live(self, entry: LoadedModel) -> LoadedModel:
+        """Return a loaded entry with its lock held (loading again if another thread released it meanwhile)."""
+        while True:
+            entry.lock.acquire()
+            if not entry.closed:
+                return entry
+            entry.lock.release()
+            entry = acquire(self._resolved, self._load)
+
+    def _generate(
+        self,
+        entry: LoadedModel,
+        prompt: str,
+        *,
+        seed: int,
+        sampling: SamplingSettings,
+        grammar: str | None,
+        stop: Sequence[str],
+        on_progress: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Completion:
+        llama_seed = _llama_seed(seed)
+        if should_stop is not None and should_stop():
+            raise JobInterrupted("The prompt writing was cancelled before it started.")
+        max_tokens = sampling.max_tokens
+        eff = sampling.effective()
+        state: dict[str, Any] = {"count": 0, "stopped": False, "error": None, "n_prompt": 0}
+
+        def each_token(ids: Sequence[int], _logits: object) -> bool:
+            # llama-cpp-python calls this after each sampled token (with the ids before it) and once more after the
+            # loop; True ends the generation cleanly. Counting from the ids skips that last, repeated call.
+            if state["stopped"] or state["error"] is not None:
+                return True
+            n = len(ids) - state["n_prompt"] + 1
+            if n <= state["count"] or n > max_tokens:
+                return False
+            state["count"] = n
+            try:
+                if on_progress is not None:
+                    on_progress(n, max_tokens)
+                if should_stop is not None and should_stop():
+                    state["stopped"] = True
+            except BaseException as exc:  # re-raised below, after llama.cpp has stopped
+                state["error"] = exc
+            return bool(state["stopped"] or state["error"] is not None)
+
+        kwargs = {
+            "max_tokens": max_tokens,
+            "temperature": eff.temperature,
+            "top_p": eff.top_p,
+            "top_k": eff.top_k,
+            "min_p": 0.05,
+            "repeat_penalty": eff.repeat_penalty,
+            "seed": llama_seed,
+            "stop": list(stop),
+        }
+        try:
+            out = self._complete_locked(
+                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=True
+            )
+        except _GpuOutOfMemory as oom:
+            logger.warning(
+                "InterStable: the GPU ran out of memory while %s wrote a prompt (n_gpu_layers=%s: %s); retrying once "
+                "on the CPU (n_gpu_layers=0): prompts will be slower until the model is unloaded. Free VRAM or lower "
+                "the GPU layers to avoid this.",
+                self.model_name,
+                oom.entry.n_gpu_layers,
+                oom.detail,
+            )
+            entry = reload_on_cpu(self._resolved, self._load, oom.entry)
+            state.update(count=0, stopped=False, error=None, n_prompt=0)
+            out = self._complete_locked(
+                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=False
+            )
+        if state["error"] is not None:
+            raise state["error"]
+        if state["stopped"]:
+            raise JobInterrupted(f"The prompt writing was cancelled after {state['count']} tokens.")
+        choice = out["choices"][0]
+        n_tokens = int(out.get("usage", {}).get("completion_tokens", state["count"]))
+        return Completion(str(choice["text"]), str(choice["finish_reason"] or "stop"), n_tokens)
+
+    def _complete_locked(
+        self,
+        entry: LoadedModel,
+        prompt: str,
+        *,
+        state: dict[str, Any],
+        kwargs: dict[str, Any],
+        grammar: str | None,
+        each_token: Callable[[Sequence[int], object], bool],
+        allow_cpu_retry: bool,
+    ) -> dict[str, Any]:
+        """Run one ``create_completion`` with the model's lock held.
+
+        Raises:
+            _GpuOutOfMemory: GPU memory ran out and ``allow_cpu_retry`` is set (the caller retries on the CPU).
+            ModelLoadError: Any other failure of llama.cpp.
+        """
+        import llama_cpp
+
+        entry = self._lock_live(entry)
+        try:
+            tokens = entry.tokenize(prompt)
+            state["n_prompt"] = len(tokens)
+            n_ctx = entry.llm.n_ctx()
+            if len(tokens) + kwargs["max_tokens"] > n_ctx:
+                raise ConfigError(
+                    "n_ctx",
+                    n_ctx,
+                    f"the prompt has {len(tokens)} tokens and max_tokens is {kwargs['max_tokens']}: raise n_ctx",
+                )
+            mark = log_mark()
+            try:
+                return entry.llm.create_completion(  # type: ignore[no-any-return]
+                    tokens,
+                    **kwargs,
+                    grammar=entry.grammar(grammar) if grammar else None,
+                    logit_bias={entry.eos_id: float("-inf")} if self._ignore_eos else None,
+                    stopping_criteria=llama_cpp.StoppingCriteriaList([each_token]),
+                )
+            except (RuntimeError, ValueError, MemoryError) as exc:
+                detail = log_problems_since(mark)
+                if (
+                    allow_cpu_retry
+                    and entry.n_gpu_layers != 0
+                    and state["error"] is None
+                    and is_out_of_memory(exc, log_text_since(mark))
+                ):
+                    raise _GpuOutOfMemory(entry, detail or str(exc)) from exc
+                raise ModelLoadError(
+                    f"Generation with {self.model_name} failed: {exc}"
+                    + (f" (llama.cpp says: {detail})" if detail else "")
+                    + ". If memory ran out, lower n_gpu_layers or n_ctx."
+                ) from exc
+        finally:
+            entry.lock.release()
+
+
+class _GpuOutOfMemory(Exception):  # noqa: N818 (internal signal: retry on the CPU)
+    def __init__(self, entry: LoadedModel, detail: str) -> None:
+        super().__init__(detail)
+        self.entry = entry
+        self.detail = detail

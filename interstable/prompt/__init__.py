@@ -1,0 +1,55 @@
+"""Prompt writing as pure string work: settings, messages, chat rendering, grammar, cleaning, token budget.
+
+Nothing here loads a model; :mod:`interstable.llm` runs the model with what this module builds.
+
+How a prompt is made:
+
+1. :func:`plain_theme` strips the WebUI syntax from the user's prompt (LoRA tags, ``(x:1.2)``, ``[a:b:0.5]``, ``AND``,
+   ``BREAK``...), leaving plain words; only those words and the caption reach the LLM (:func:`build_messages`).
+2. The instructions and the message are rendered with the GGUF's chat template when it takes a system message, and
+   as ``<s>[INST] {instructions}\\n\\n{message} [/INST]`` otherwise (Mistral's template has no system role, and
+   llama-cpp-python's ``mistral-instruct`` format drops system messages silently): :func:`render_chat`.
+3. A fixed GBNF grammar (:func:`phrase_grammar`) bounds the output to comma-separated phrases of plain words, so a
+   preamble with a colon, quotes, markup, newlines or ``<think>`` blocks cannot be sampled at all.
+4. :func:`clean_output` removes whatever still slips through (any model, any grammar-free caller) and never raises.
+5. :func:`compose_prompt` cuts the LLM text at a comma to the CLIP token budget and re-attaches the user's prompt
+   verbatim, so the user's own syntax is never sent through the LLM and never damaged.
+
+Where it lives: the presets in :mod:`interstable.prompt.presets`, the settings in :mod:`interstable.prompt.settings`,
+the messages in :mod:`interstable.prompt.messages`, chat rendering (step 2) in :mod:`interstable.prompt.chat`, the
+grammar (step 3) in :mod:`interstable.prompt.grammar`, cleaning (steps 1 and 4) in :mod:`interstable.prompt.cleaning`
+and the token budget (step 5) in :mod:`interstable.prompt.budget`. Their public names are re-exported here.
+"""
+
+from interstable.prompt.budget import DEFAULT_BUDGET, TOKEN_BUDGETS, approx_clip_tokens, compose_prompt, fit_budget
+from interstable.prompt.chat import RenderedPrompt, render_chat, render_mistral
+from interstable.prompt.cleaning import MAX_FIELD_CHARS, clean_output, looks_like_refusal, plain_theme
+from interstable.prompt.grammar import GRAMMAR_WORD_LIMITS, grammar_for, phrase_grammar
+from interstable.prompt.messages import build_messages
+from interstable.prompt.presets import DEFAULT_PRESET, PRESETS, resolve_instruction
+from interstable.prompt.settings import EffectiveSampling, PromptRequest, SamplingSettings
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_PRESET",
+    "GRAMMAR_WORD_LIMITS",
+    "MAX_FIELD_CHARS",
+    "PRESETS",
+    "TOKEN_BUDGETS",
+    "EffectiveSampling",
+    "PromptRequest",
+    "RenderedPrompt",
+    "SamplingSettings",
+    "approx_clip_tokens",
+    "build_messages",
+    "clean_output",
+    "compose_prompt",
+    "fit_budget",
+    "grammar_for",
+    "looks_like_refusal",
+    "phrase_grammar",
+    "plain_theme",
+    "render_chat",
+    "render_mistral",
+    "resolve_instruction",
+]
