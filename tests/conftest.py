@@ -10,14 +10,49 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKEHOST = Path(__file__).resolve().parent / "fakehost"
+TESTS = Path(__file__).resolve().parent
+FAKEHOST = TESTS / "fakehost"
+SUPPORT = TESTS / "support"  # real models and real hosts for the real_models and realhost tiers
 
 # Never touch a model hub from tests (and fail fast instead of retrying for 24-48 s).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-if str(FAKEHOST) not in sys.path:
-    sys.path.insert(0, str(FAKEHOST))
+for _folder in (FAKEHOST, SUPPORT):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+# Each tier is a marker, set by folder, so that ``-m "not realhost"`` and friends select tiers.
+_TIERS = ("real_models", "realhost")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+        if parts and parts[0] in _TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def real_webui(tmp_path_factory):
+    """The real AUTOMATIC1111 v1.10.1 with this checkout installed, started once per session (see tests/support).
+
+    It runs with ``--api --api-auth`` and the real instruct GGUFs in models/LLM; its log is kept under
+    ``.ci-artifacts/``.
+    """
+    import realhost
+    import realmodels
+
+    webui = realhost.ensure_built()
+    data_dir = tmp_path_factory.mktemp("a1111-data")
+    models = [realmodels.ensure(m) for m in realmodels.ALL]
+    extension = realhost.make_data_dir(webui, data_dir, models=models)
+    realhost.run_installer(webui, extension, log=realhost.ARTIFACTS / "a1111-install.log")
+    auth = ("--api-auth", "interstable:real-host-tier")
+    host = realhost.RunningHost(webui, realhost.A1111, data_dir, extra_flags=auth)
+    host.start()
+    yield host
+    host.stop()
 
 
 @pytest.fixture

@@ -125,6 +125,11 @@ class LlamaPromptWriter:
         entry = acquire(self._resolved, self._load)
         return self._render(entry, request, sampling)
 
+    def prompt_tokens(self, request: PromptRequest, *, sampling: SamplingSettings = SamplingSettings()) -> list[int]:  # noqa: B008
+        """Return the token ids the model is given for ``request`` (rendered and tokenized as generation does)."""
+        entry = acquire(self._resolved, self._load)
+        return entry.tokenize(self._render(entry, request, sampling).text)
+
     @staticmethod
     def _render(entry: LoadedModel, request: PromptRequest, sampling: SamplingSettings) -> RenderedPrompt:
         return _render_cached(
@@ -329,6 +334,11 @@ class LlamaPromptWriter:
                     f"the prompt has {len(tokens)} tokens and max_tokens is {kwargs['max_tokens']}: raise n_ctx",
                 )
             mark = log_mark()
+            # Bit-exact seeds: llama-cpp-python reuses the longest cached prefix of the last prompt and evaluates only
+            # the rest, and a prompt evaluated in other batch shapes gives other logits (the same request and seed
+            # then wrote another text warm than cold). Forgetting the cached tokens makes every call evaluate the
+            # whole prompt the same way, as a cold call does.
+            entry.llm.reset()
             try:
                 return entry.llm.create_completion(  # type: ignore[no-any-return]
                     tokens,

@@ -1,7 +1,8 @@
-"""Opt-in tests against a running WebUI: ``INTERSTABLE_WEBUI_URL=http://127.0.0.1:7860 pytest -m webui``.
+"""Tests against a real WebUI over HTTP.
 
-The WebUI must run with ``--api`` and have this extension installed. Without the variable these tests are skipped
-and the reason is shown in pytest's summary (``-ra``).
+With ``INTERSTABLE_WEBUI_URL`` (and ``INTERSTABLE_WEBUI_AUTH=user:pass`` for ``--api-auth``) they talk to that WebUI,
+which must run with ``--api`` and have this extension installed; without it they use the realhost tier's
+A1111 v1.10.1, built and started by the ``real_webui`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,20 +15,33 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def webui_url() -> str:
+def _webui(request) -> tuple[str, tuple[str, str] | None]:
     url = os.environ.get("INTERSTABLE_WEBUI_URL", "").rstrip("/")
-    if not url:
-        pytest.skip("INTERSTABLE_WEBUI_URL is not set (start a WebUI with --api and set it to run the -m webui tests)")
-    return url
+    if url:
+        auth = os.environ.get("INTERSTABLE_WEBUI_AUTH")
+        return url, tuple(auth.split(":", 1)) if auth else None
+    host = request.getfixturevalue("real_webui")  # the realhost tier's A1111, started once per session
+    return host.url, host.auth
 
 
 @pytest.fixture(scope="session")
-def api(webui_url):
-    requests = pytest.importorskip("requests")
+def webui_url(_webui) -> str:
+    return _webui[0]
+
+
+@pytest.fixture(scope="session")
+def webui_auth(_webui) -> tuple[str, str] | None:
+    """``(user, password)`` for ``--api-auth``, or None."""
+    return _webui[1]
+
+
+@pytest.fixture(scope="session")
+def api(webui_url, webui_auth):
+    import requests
+
     session = requests.Session()
-    auth = os.environ.get("INTERSTABLE_WEBUI_AUTH")
-    if auth:
-        session.auth = tuple(auth.split(":", 1))
+    if webui_auth:
+        session.auth = webui_auth
 
     def call(method: str, path: str, **kwargs):
         return session.request(method, webui_url + path, timeout=600, **kwargs)

@@ -1,13 +1,12 @@
 """``interstable run`` and ``interstable status`` against a real WebUI (opt-in, see conftest.py).
 
-No caption and no LLM, so the WebUI needs only a checkpoint. ``INTERSTABLE_WEBUI_AUTH`` (user:pass) is passed on as
-``--api-auth`` when set.
+No caption and no LLM, so the WebUI needs only a checkpoint. The WebUI's ``--api-auth`` (see conftest.py) is passed on
+as ``--api-auth``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from PIL import Image
@@ -18,9 +17,8 @@ pytestmark = pytest.mark.webui
 
 
 @pytest.fixture
-def auth_args() -> list[str]:
-    auth = os.environ.get("INTERSTABLE_WEBUI_AUTH")
-    return ["--api-auth", auth] if auth else []
+def auth_args(webui_auth) -> list[str]:
+    return ["--api-auth", ":".join(webui_auth)] if webui_auth else []
 
 
 def test_status_reports_the_extension(webui_url, auth_args, capsys):
