@@ -22,6 +22,7 @@ def test_ruff_is_clean(command):
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    command = "python -m pip install -r requirements-test.txt && python -m pytest"
-    assert command in readme
-    assert ci.strip().endswith(command)
+    assert "```bash\nbash .ci/run\n```" in readme
+    lines = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert "python -m pip install --disable-pip-version-check -r requirements-test.txt" in lines
+    assert 'python -m pytest "$@" || status=$?' in lines  # every tier: no marker filter in CI
