@@ -101,7 +101,7 @@ def test_a_real_instruct_model_writes_clean_prompts_through_the_script(api, imag
     again = _job(api, image_b64, seed=21, batch_size=2, script_args=args, prompt=f"a lighthouse at dusk, {USER}")
     assert json.loads(again["info"])["all_prompts"] == info["all_prompts"]
     params = api("POST", "/sdapi/v1/png-info", json={"image": body["images"][0]}).json()["parameters"]
-    assert params["InterStable LLM model"] == "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M"
+    assert params["InterStable LLM model"] == "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf"  # the API name, for a paste
     assert re.fullmatch(r"[0-9a-f]{10}", params["InterStable LLM hash"])
 
 

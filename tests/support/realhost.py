@@ -291,7 +291,10 @@ class RunningHost:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the WebUI exited with {self.process.returncode}; log:\n{self.log_tail()}")
-            if self._answers():
+            # No request before the host says it is up: a request between gradio's launch and the API's setup builds
+            # the app's middleware stack, and A1111's create_api then dies with "Cannot add middleware after an
+            # application has started".
+            if "Startup time:" in self.log_text() and self._answers():
                 return self
             time.sleep(1)
         self.stop()
