@@ -35,21 +35,22 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def real_webui(tmp_path_factory):
-    """The real AUTOMATIC1111 v1.10.1 with this checkout installed, started once per session (see tests/support).
+    """The real WebUI with this checkout installed, started once per session (see tests/support/realhost.py).
 
-    It runs with ``--api --api-auth`` and the real instruct GGUFs in models/LLM; its log is kept under
-    ``.ci-artifacts/``.
+    AUTOMATIC1111 v1.10.1, or Forge with ``INTERSTABLE_REALHOST=forge``. It runs with ``--api --api-auth`` and the
+    real instruct GGUFs in models/LLM; its log is kept under ``.ci-artifacts/``.
     """
     import realhost
     import realmodels
 
-    webui = realhost.ensure_built()
-    data_dir = tmp_path_factory.mktemp("a1111-data")
+    spec = realhost.selected()
+    webui = realhost.ensure_built(spec)
+    data_dir = tmp_path_factory.mktemp(f"{spec.name}-data")
     models = [realmodels.ensure(m) for m in realmodels.ALL]
     extension = realhost.make_data_dir(webui, data_dir, models=models)
-    realhost.run_installer(webui, extension, log=realhost.ARTIFACTS / "a1111-install.log")
+    realhost.run_installer(webui, extension, log=realhost.ARTIFACTS / f"{spec.name}-install.log")
     auth = ("--api-auth", "interstable:real-host-tier")
-    host = realhost.RunningHost(webui, realhost.A1111, data_dir, extra_flags=auth)
+    host = realhost.RunningHost(webui, spec, data_dir, extra_flags=auth)
     host.start()
     yield host
     host.stop()

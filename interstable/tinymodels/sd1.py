@@ -23,10 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_NAME", "TOKENIZER_FOLDER", "write_clip_tokenizer", "write_tiny_sd1"]
+__all__ = ["CHECKPOINT_NAME", "FULL_CHECKPOINT_NAME", "TOKENIZER_FOLDER", "write_clip_tokenizer", "write_tiny_sd1"]
 
 CHECKPOINT_NAME = "interstable-tiny-sd1.safetensors"
 """The file name of the tiny checkpoint under ``models/Stable-diffusion``."""
+FULL_CHECKPOINT_NAME = "interstable-random-sd15.safetensors"
+"""The full-size random SD1.5 (``full=True``): Forge detects the model type from tensor shapes, so tiny will not do."""
 TOKENIZER_FOLDER = "openai/clip-vit-large-patch14"
 """The hub name the SD1 text encoder asks for; a folder of that name under the WebUI root is used first."""
 
@@ -44,6 +46,14 @@ _TEXT_CONFIG = {
     "bos_token_id": 49406,
     "eos_token_id": 49407,
     "pad_token_id": 1,
+}
+_FULL_TEXT_CONFIG = {  # CLIP ViT-L/14's text tower, as SD1.5 has it
+    **_TEXT_CONFIG,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "projection_dim": 768,
 }
 
 _YAML = """\
@@ -150,12 +160,15 @@ def write_clip_tokenizer(folder: Path) -> Path:
     return folder
 
 
-def write_tiny_sd1(webui_root: Path, *, seed: int = 0) -> Path:
+def write_tiny_sd1(webui_root: Path, *, seed: int = 0, full: bool = False, target: Path | None = None) -> Path:
     """Writes the tiny checkpoint, its yaml and the local tokenizer folder into a WebUI tree.
 
     Args:
-        webui_root: the WebUI folder (with ``repositories/stable-diffusion-stability-ai``).
+        webui_root: the A1111 folder (with ``repositories/stable-diffusion-stability-ai``, whose ``ldm`` builds it).
         seed: seeds the random weights; the same seed gives the same weights.
+        full: write a full-size random SD1.5 instead (v1-inference's own sizes, CLIP ViT-L/14 text, fp16, 2.1 GB,
+            no yaml), for hosts that detect the model from tensor shapes (Forge).
+        target: the checkpoint's path (default: ``models/Stable-diffusion/`` of ``webui_root``).
 
     Returns:
         The checkpoint's path.
@@ -169,10 +182,11 @@ def write_tiny_sd1(webui_root: Path, *, seed: int = 0) -> Path:
 
     tokenizer_dir = write_clip_tokenizer(webui_root / TOKENIZER_FOLDER)
     torch.manual_seed(seed)
-    config = OmegaConf.create(_YAML)
+    yaml_text = (webui_root / "configs" / "v1-inference.yaml").read_text(encoding="utf-8") if full else _YAML
+    config = OmegaConf.create(yaml_text)
     with tempfile.TemporaryDirectory() as text_dir:
-        # FrozenCLIPEmbedder loads its weights with from_pretrained: give it a random tiny model to load.
-        CLIPTextModel(CLIPTextConfig(**_TEXT_CONFIG)).save_pretrained(text_dir)
+        # FrozenCLIPEmbedder loads its weights with from_pretrained: give it a random model of the right size.
+        CLIPTextModel(CLIPTextConfig(**(_FULL_TEXT_CONFIG if full else _TEXT_CONFIG))).save_pretrained(text_dir)
         for name in ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"):
             (Path(text_dir) / name).write_bytes((tokenizer_dir / name).read_bytes())
         config.model.params.cond_stage_config.params = {"version": text_dir}
@@ -183,12 +197,14 @@ def write_tiny_sd1(webui_root: Path, *, seed: int = 0) -> Path:
         value = tensor.detach().clone().float()
         if value.is_floating_point() and value.numel() > 1 and float(value.std()) == 0.0:
             value += 0.02 * torch.randn(value.shape, generator=generator)
-        state[key] = value.contiguous()
-    target_dir = webui_root / "models" / "Stable-diffusion"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = target_dir / CHECKPOINT_NAME
+        state[key] = (value.half() if full else value).contiguous()
+    del model
+    name = FULL_CHECKPOINT_NAME if full else CHECKPOINT_NAME
+    checkpoint = target or webui_root / "models" / "Stable-diffusion" / name
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(checkpoint))
-    checkpoint.with_suffix(".yaml").write_text(_YAML, encoding="utf-8")
+    if not full:
+        checkpoint.with_suffix(".yaml").write_text(_YAML, encoding="utf-8")
     return checkpoint
 
 
@@ -196,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("webui_root", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="a full-size random SD1.5 (2.1 GB, for Forge)")
+    parser.add_argument("--target", type=Path, default=None, help="where to write the checkpoint")
     args = parser.parse_args(argv)
-    write_tiny_sd1(args.webui_root, seed=args.seed)
+    write_tiny_sd1(args.webui_root, seed=args.seed, full=args.full, target=args.target)
     return 0
 
 

@@ -18,10 +18,11 @@ def api_only(tmp_path_factory):
     import realhost
     import realmodels
 
-    webui = realhost.ensure_built()
-    data_dir = tmp_path_factory.mktemp("a1111-nowebui")
+    spec = realhost.selected()
+    webui = realhost.ensure_built(spec)
+    data_dir = tmp_path_factory.mktemp(f"{spec.name}-nowebui")
     realhost.make_data_dir(webui, data_dir, models=[realmodels.ensure(realmodels.SMOLLM2)])
-    host = realhost.RunningHost(webui, realhost.A1111, data_dir, extra_flags=("--nowebui",), name="nowebui")
+    host = realhost.RunningHost(webui, spec, data_dir, extra_flags=("--nowebui",), name="nowebui")
     host.start()
     yield host
     host.stop()

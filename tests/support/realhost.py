@@ -47,6 +47,8 @@ class HostSpec:
     extra_requirements: tuple[str, ...]
     flags: tuple[str, ...]
     settings: dict = field(default_factory=dict)
+    checkpoint_args: tuple[str, ...] = ()
+    """Extra arguments of ``interstable.tinymodels.sd1`` for this host's checkpoint (run with A1111's venv)."""
 
 
 # Pins for every pip call into a host venv: the CPU torch here, the torchvision that matches it, and a setuptools
@@ -75,7 +77,35 @@ A1111 = HostSpec(
     # "Original" emphasis renormalises by the mean of random embeddings, which gives NaN with the tiny checkpoint.
     settings={"emphasis": "No norm", "sd_checkpoint_hash": "", "samples_save": True, "grid_save": True},
 )
-HOSTS = {"a1111": A1111}
+FORGE = HostSpec(
+    name="forge",
+    tarball="forge-dfdcbab6.tar.gz",
+    sha256="6974f3d98060ef879474ab2e1cbc032de3377be824f0b0108f3e3bc19c0e63ee",
+    folder="stable-diffusion-webui-forge",
+    extra_requirements=("joblib",),
+    flags=(
+        "--api",
+        "--skip-prepare-environment",
+        "--skip-install",
+        "--skip-torch-cuda-test",
+        "--always-cpu",
+        "--skip-version-check",
+        "--server-name",
+        "127.0.0.1",
+    ),
+    settings={"emphasis": "No norm", "samples_save": True, "grid_save": True},
+    # Forge detects the model type from tensor shapes: only a full-size SD1.5 loads (random, fp16, 2.1 GB).
+    checkpoint_args=("--full",),
+)
+HOSTS = {"a1111": A1111, "forge": FORGE}
+
+
+def selected() -> HostSpec:
+    """The host the realhost tier runs on: ``INTERSTABLE_REALHOST`` (a1111, the default, or forge)."""
+    name = os.environ.get("INTERSTABLE_REALHOST", "a1111").lower()
+    if name not in HOSTS:
+        raise RuntimeError(f"INTERSTABLE_REALHOST={name!r}: use one of {', '.join(HOSTS)}")
+    return HOSTS[name]
 
 
 def _sha256(path: Path) -> str:
@@ -180,7 +210,14 @@ def ensure_built(spec: HostSpec = A1111) -> Path:
     _run([*pip, "install", "-c", str(pins), "diskcache", "jinja2", "gguf==0.19.0"], log=log)
     _guard_torchvision(venv)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    _run([python, "-m", "interstable.tinymodels.sd1", str(webui)], log=log, env=env)
+    # The checkpoint is built by A1111's own ldm code (Forge's tree has none), with A1111's venv.
+    a1111 = webui if spec is A1111 else ensure_built(A1111)
+    command = [str(a1111.parent / "venv" / PY), "-m", "interstable.tinymodels.sd1", str(a1111), *spec.checkpoint_args]
+    if spec is not A1111:
+        from interstable.tinymodels.sd1 import FULL_CHECKPOINT_NAME
+
+        command += ["--target", str(webui / "models" / "Stable-diffusion" / FULL_CHECKPOINT_NAME)]
+    _run(command, log=log, env=env)
     (base / "ready").write_text(time.strftime("%Y-%m-%d %H:%M:%S"), encoding="utf-8")
     return webui
 
@@ -197,7 +234,7 @@ def make_data_dir(webui: Path, data_dir: Path, *, models: list[Path]) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = data_dir / "models" / "Stable-diffusion"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    for source in (webui / "models" / "Stable-diffusion").glob("interstable-tiny-sd1.*"):
+    for source in (webui / "models" / "Stable-diffusion").glob("interstable-*"):
         os.link(source, checkpoints / source.name)
     llm_dir = data_dir / "models" / "LLM"
     llm_dir.mkdir(parents=True, exist_ok=True)
