@@ -89,12 +89,16 @@ def script(runner):
 def host(fake_host, tmp_path):
     """The fake host with a tiny Mistral-template GGUF in models/LLM and the InterStable settings registered.
 
+    Its LLM runs in this process ("Local (in this process)"), so that tests can look into the model cache; the default
+    backend, the LLM in its own process, is tested with the same host in tests/adapter/test_llm_process.py.
+
     "Return grid" is off, so that results hold only the images; tests of grids (tests/adapter/test_grid.py) turn it
     back on, as the WebUI's default has it.
     """
     from modules import script_callbacks
 
     from interstable import llm
+    from interstable.llm import worker
     from interstable.tinymodels import write_tiny_llama
     from interstable.webui import resources, settings
 
@@ -105,7 +109,9 @@ def host(fake_host, tmp_path):
     fake_host.opts.interstable_llm_threads = 1
     fake_host.opts.interstable_gpu_layers = "0"
     fake_host.opts.return_grid = False
+    fake_host.opts.interstable_llm_backend = settings.LLM_BACKENDS[1]
     resources.forget_models()
     yield fake_host
     llm.close_all()
+    worker.stop_worker()
     resources.forget_models()

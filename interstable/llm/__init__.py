@@ -30,6 +30,11 @@ VRAM arithmetic and out-of-memory check in :mod:`interstable.llm.gpu_memory`, th
 :mod:`interstable.llm.gguf`, the ``llama_cpp`` import with its log capture in :mod:`interstable.llm.llama_log`, and
 the model files (listing, names, header checks, the default model's download) in :mod:`interstable.llm.models`.
 Their public names are re-exported here.
+
+Two more backends implement :class:`PromptWriter`: :class:`ProcessPromptWriter` runs :class:`LlamaPromptWriter` in a
+worker process of its own (:mod:`interstable.llm.worker`; a native crash there is :class:`LLMProcessError` here, and
+the calling process never imports ``llama_cpp``), and :class:`ServerPromptWriter` writes through an OpenAI-compatible
+server (:mod:`interstable.llm.server`: llama.cpp's server, Ollama, LM Studio, vLLM).
 """
 
 from interstable.llm.gpu_memory import (
@@ -41,7 +46,9 @@ from interstable.llm.gpu_memory import (
 )
 from interstable.llm.llama_log import llama_logger
 from interstable.llm.loading import cache_stats, close_all, release
+from interstable.llm.server import ServerPromptWriter
 from interstable.llm.settings import CacheStats, Completion, LoadSettings, PromptWriter
+from interstable.llm.worker import LLMProcessError, ProcessPromptWriter
 from interstable.llm.writer import STOP_STRINGS, LlamaPromptWriter
 from interstable.prompt import PromptRequest, SamplingSettings
 
@@ -50,11 +57,14 @@ __all__ = [
     "STOP_STRINGS",
     "CacheStats",
     "Completion",
+    "LLMProcessError",
     "LlamaPromptWriter",
     "LoadSettings",
+    "ProcessPromptWriter",
     "PromptRequest",
     "PromptWriter",
     "SamplingSettings",
+    "ServerPromptWriter",
     "cache_stats",
     "choose_gpu_layers",
     "close_all",

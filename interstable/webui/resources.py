@@ -1,12 +1,17 @@
 """The models a job uses inside the WebUI: captioners, the LLM, the caption cache and the CLIP token counter.
 
 Captioners and the caption cache live for the whole WebUI process (a clip-interrogator model is slow to build);
-the LLM lives in :mod:`interstable.llm`'s process-wide cache and is closed after each job or kept, by setting.
+the LLM is closed after each job or kept, by setting. Where the LLM runs is the "LLM backend" setting: its own worker
+process (the default, :mod:`interstable.llm.worker`: a native crash of llama.cpp ends that process, not the WebUI),
+this process (:mod:`interstable.llm`'s process-wide cache), or an OpenAI-compatible server
+(:mod:`interstable.llm.server`). One of them holds a model at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +24,7 @@ from interstable.job import Resources, caption_settings
 from interstable.prompt import approx_clip_tokens
 from interstable.webui.hooks import HostHooks
 from interstable.webui.memory import GpuTimeShare
-from interstable.webui.settings import UNLOAD_POLICIES, Settings
+from interstable.webui.settings import LLM_BACKENDS, UNLOAD_POLICIES, Settings
 
 logger = logging.getLogger("interstable")
 
@@ -33,6 +38,7 @@ class ModelInfo:
 
     llm_name: str = ""
     llm_hash: str = ""
+    llm_backend: str = ""
 
 
 @dataclass
@@ -119,10 +125,14 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
     return name.strip().replace("\\", "/"), path
 
 
-def _gpu_offload_available() -> bool:
-    from interstable.llm import gpu_offload_available
+def _gpu_offload_available(settings: Settings) -> bool:
+    if settings.llm_backend == LLM_BACKENDS[1]:
+        from interstable.llm import gpu_offload_available
 
-    return gpu_offload_available()
+        return gpu_offload_available()
+    from interstable.llm.worker import gpu_offload_available as worker_offload  # never imports llama_cpp here
+
+    return worker_offload()
 
 
 def gpu_layers(text: str) -> int | str:
@@ -147,15 +157,59 @@ def gpu_layers(text: str) -> int | str:
     return number
 
 
+def _prompt_step() -> str:
+    """What the job is doing, from the progress text ("writing prompt 2/4"), for the LLM process's crash message."""
+    from modules import shared
+
+    found = re.search(r"writing prompt \d+/\d+", str(getattr(shared.state, "textinfo", "") or ""))
+    return found.group(0) if found else "writing a prompt"
+
+
 def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
     n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))  # a bad setting fails before any work
 
     def open_writer() -> Any:
-        from interstable.llm import LlamaPromptWriter, LoadSettings
+        from interstable.llm import LoadSettings, close_all, worker
 
         threads = settings.llm_threads or None
         load = LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
-        return LlamaPromptWriter(path, load=load)
+        if settings.llm_backend == LLM_BACKENDS[1]:  # in this process (the backend before the worker existed)
+            from interstable.llm import LlamaPromptWriter
+
+            worker.stop_worker()  # one LLM resident at a time, whichever backend holds it
+            return LlamaPromptWriter(path, load=load)
+        close_all()
+        return worker.ProcessPromptWriter(path, load=load, step=_prompt_step)
+
+    return open_writer
+
+
+def server_key(settings: Settings) -> str | None:
+    """The LLM server's API key: the environment variable named in the settings, else the key setting."""
+    if settings.server_key_env and os.environ.get(settings.server_key_env):
+        return os.environ[settings.server_key_env]
+    return settings.server_key or None
+
+
+def _server_factory(config: JobConfig, settings: Settings, info: ModelInfo) -> Callable[[], Any]:
+    from interstable.llm.server import ServerPromptWriter
+
+    preferred = "" if config.llm_model in (NO_MODEL, "") else config.llm_model
+    writer = ServerPromptWriter(  # a bad URL or timeout fails here, before any work
+        settings.server_url,
+        model=settings.server_model,
+        preferred=preferred[:-5] if preferred.lower().endswith(".gguf") else preferred,
+        api_key=server_key(settings),
+        timeout=settings.server_timeout,
+    )
+
+    def open_writer() -> Any:
+        from interstable.llm import close_all, worker
+
+        worker.stop_worker()  # the GPU is SD's alone while a server writes the prompts
+        close_all()
+        info.llm_name = writer.model_name  # asks /v1/models: an unreachable server is an LLM failure of the job
+        return writer
 
     return open_writer
 
@@ -183,11 +237,14 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
     memory = GpuTimeShare(policy=settings.memory_policy)
     open_writer: Callable[[], Any] | None
     try:
-        resolved = resolve_llm(config, settings)
+        resolved = None if settings.llm_backend == LLM_BACKENDS[2] else resolve_llm(config, settings)
     except ModelError as exc:
         open_writer = _failing(exc)  # the failure policy decides, inside the prompt stage
     else:
-        if resolved is None:
+        if settings.llm_backend == LLM_BACKENDS[2]:
+            open_writer = None if config.llm_model == NO_MODEL else _server_factory(config, settings, info)
+            info.llm_backend = "server" if open_writer is not None else ""
+        elif resolved is None:
             open_writer = None
         else:
             name, path = resolved
@@ -200,9 +257,10 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 open_writer = _failing(ModelLoadError(f"The model file {path} cannot be read: {exc}"))
             else:
                 info.llm_name, info.llm_hash, memory.llm_bytes = name, llm_hash, size
+                info.llm_backend = "local" if settings.llm_backend == LLM_BACKENDS[0] else "in-process"
                 # A CPU-only llama-cpp-python never uses the GPU: moving SD's weights for it would waste 0.5-1.8 s.
                 wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
-                memory.llm_wants_gpu = wants_gpu and _gpu_offload_available()
+                memory.llm_wants_gpu = wants_gpu and _gpu_offload_available(settings)
                 open_writer = _writer_factory(path, settings, memory)
     from modules import shared
 

@@ -14,6 +14,7 @@ SECTION = ("interstable", "InterStable")
 FAILURE_POLICIES = ("Show an error", "Continue without it")
 UNLOAD_POLICIES = ("Unload after each job", "Keep loaded")
 MEMORY_POLICIES = ("Auto", "Keep SD on the GPU, LLM on the CPU", "Time-share the GPU")
+LLM_BACKENDS = ("Local (own process)", "Local (in this process)", "OpenAI-compatible server")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,16 @@ class Settings:
     clip_download: bool
     failure_policy: str
     emit_script_key: bool
+    llm_backend: str = LLM_BACKENDS[0]
+    server_url: str = ""
+    server_model: str = ""
+    server_key_env: str = ""
+    server_key: str = ""
+    server_timeout: float = 120.0
+
+    def __repr__(self) -> str:  # the API key never reaches a log line
+        fields = ", ".join(f"{k}={'***' if k == 'server_key' and v else repr(v)}" for k, v in self.__dict__.items())
+        return f"Settings({fields})"
 
 
 def _options() -> dict[str, tuple[object, str, str, dict]]:
@@ -41,6 +52,48 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
         "interstable_default_model": ("", "Default LLM model (a .gguf file name in that folder)", "Textbox", {}),
         "interstable_gpu_layers": ("auto", "LLM GPU layers: auto, 0 (CPU only), -1 (all) or a number", "Textbox", {}),
         "interstable_llm_threads": (0, "LLM CPU threads (0: automatic)", "Slider", {"minimum": 0, "maximum": 64}),
+        "interstable_llm_backend": (
+            LLM_BACKENDS[0],
+            (
+                "LLM backend (own process: a crash of llama.cpp never takes the WebUI down; server: llama.cpp server, "
+                "Ollama, LM Studio, vLLM)"
+            ),
+            "Radio",
+            {"choices": LLM_BACKENDS},
+        ),
+        "interstable_server_url": (
+            "",
+            "LLM server URL (OpenAI-compatible, e.g. http://127.0.0.1:8080/v1)",
+            "Textbox",
+            {},
+        ),
+        "interstable_server_model": (
+            "",
+            (
+                "LLM server model (a name from its /v1/models; empty: the job's LLM model if the server has it, "
+                "else the first one)"
+            ),
+            "Textbox",
+            {},
+        ),
+        "interstable_server_key_env": (
+            "",
+            "LLM server API key: environment variable name (e.g. OPENAI_API_KEY)",
+            "Textbox",
+            {},
+        ),
+        "interstable_server_key": (
+            "",
+            "LLM server API key (used when that variable is unset; stored in config.json)",
+            "Textbox",
+            {},
+        ),
+        "interstable_server_timeout": (
+            120,
+            "LLM server timeout per request (seconds)",
+            "Slider",
+            {"minimum": 5, "maximum": 600},
+        ),
         "interstable_unload": (UNLOAD_POLICIES[0], "After a job, the LLM is", "Radio", {"choices": UNLOAD_POLICIES}),
         "interstable_memory": (MEMORY_POLICIES[0], "GPU memory policy", "Radio", {"choices": MEMORY_POLICIES}),
         "interstable_default_instruction": ("", "Default instruction for the LLM (empty: built-in)", "Textbox", {}),
@@ -117,4 +170,10 @@ def read() -> Settings:
         clip_download=bool(opt("interstable_clip_download")),
         failure_policy=str(opt("interstable_failure_policy")),
         emit_script_key=bool(opt("interstable_script_infotext")),
+        llm_backend=str(opt("interstable_llm_backend")),
+        server_url=str(getattr(cmd, "interstable_llm_url", None) or opt("interstable_server_url")).strip(),
+        server_model=str(opt("interstable_server_model")).strip(),
+        server_key_env=str(opt("interstable_server_key_env")).strip(),
+        server_key=str(opt("interstable_server_key")).strip(),
+        server_timeout=float(opt("interstable_server_timeout")),  # type: ignore[arg-type]
     )
