@@ -153,6 +153,13 @@ def caption_settings(config: JobConfig) -> CaptionSettings:
         mode=config.caption_mode,
         caption_model=config.caption_model,
         clip_model=config.clip_model,
+        vision_model=config.vision_model,
+        tagger_model=config.tagger_model,
+        general_threshold=config.tagger_general_threshold,
+        character_threshold=config.tagger_character_threshold,
+        tag_ratings=config.tagger_ratings,
+        tag_underscores=config.tagger_underscores,
+        source=config.caption_source,
     )
 
 

@@ -46,6 +46,12 @@ class JobConfig:
     top_p: float
     top_k: int
     repeat_penalty: float
+    vision_model: str
+    tagger_model: str
+    tagger_general_threshold: float
+    tagger_character_threshold: float
+    tagger_ratings: bool
+    tagger_underscores: bool
 
     def __post_init__(self) -> None:
         if self.line_width_min > self.line_width_max:

@@ -98,9 +98,11 @@ ARGS: tuple[Arg, ...] = (
         "Also return the init image with the lines, before sampling."),
     # --- Caption ------------------------------------------------------------------------------------------------
     Arg("caption_backend", "Interrogator", "choice", "webui_clip", "Caption", "InterStable interrogator",
-        "Who describes the image for the LLM. None: your prompt is the LLM's only input.",
+        "Who describes the image for the LLM. Vision LLM: a GGUF vision model and its mmproj from the LLM models "
+        "folder. WD tagger: Danbooru tags (anime, Pony, Illustrious). None: your prompt is the LLM's only input.",
         choices=_choices(("webui_clip", "WebUI CLIP"), ("webui_deepbooru", "WebUI DeepBooru"),
-                         ("clip_interrogator", "CLIP Interrogator"), ("none", "None"))),
+                         ("clip_interrogator", "CLIP Interrogator"), ("none", "None"), ("vision_llm", "Vision LLM"),
+                         ("wd_tagger", "WD tagger"))),
     Arg("caption_mode", "CLIP Interrogator mode", "choice", "fast", "Caption", "InterStable interrogator mode",
         "Only for CLIP Interrogator. Best is slow (several seconds per image even on a GPU).",
         choices=_choices(("fast", "Fast"), ("classic", "Classic"), ("best", "Best (slow)"), ("negative", "Negative"))),
@@ -148,6 +150,22 @@ ARGS: tuple[Arg, ...] = (
         "LLM top-k; 0 disables it (with raw sampling).", 0, 200, 1),
     Arg("repeat_penalty", "Repeat penalty", "float", 1.1, "Advanced", "InterStable repeat penalty",
         "Penalty on repeated tokens (with raw sampling).", 1.0, 2.0, 0.01),
+    # --- Caption: Vision LLM and WD tagger (appended: script_args positions stay) ----------------------------------
+    Arg("vision_model", "Vision model", "text", "", "Caption", "InterStable vision model",
+        'Only for Vision LLM: "MODEL.gguf + MMPROJ.gguf" from the LLM models folder; empty takes the first pair.'),
+    Arg("tagger_model", "Tagger model", "text", "", "Caption", "InterStable tagger model",
+        "Only for WD tagger: a folder in models/wd-tagger holding model.onnx and selected_tags.csv; empty takes "
+        "wd-vit-tagger-v3 or the first one."),
+    Arg("tagger_general_threshold", "Tagger general threshold", "float", 0.35, "Caption",
+        "InterStable tagger general threshold", "Only for WD tagger: lowest probability of a general tag.",
+        0.0, 1.0, 0.01),
+    Arg("tagger_character_threshold", "Tagger character threshold", "float", 0.85, "Caption",
+        "InterStable tagger character threshold", "Only for WD tagger: lowest probability of a character tag.",
+        0.0, 1.0, 0.01),
+    Arg("tagger_ratings", "Tagger rating tags", "bool", False, "Caption", "InterStable tagger ratings",
+        "Only for WD tagger: put the rating tag (general, sensitive, questionable, explicit) first."),
+    Arg("tagger_underscores", "Keep tag underscores", "bool", False, "Caption", "InterStable tagger underscores",
+        "Only for WD tagger: long_hair instead of long hair (some anime checkpoints were trained that way)."),
 )  # fmt: skip
 
 ARGS_BY_KEY: Mapping[str, Arg] = {a.key: a for a in ARGS}

@@ -28,12 +28,14 @@ __all__ = [
 ]
 
 
-BACKENDS = ("webui_clip", "webui_deepbooru", "clip_interrogator", "none")
+BACKENDS = ("webui_clip", "webui_deepbooru", "clip_interrogator", "none", "vision_llm", "wd_tagger")
 BACKEND_LABELS = {
     "webui_clip": "WebUI CLIP",
     "webui_deepbooru": "WebUI DeepBooru",
     "clip_interrogator": "CLIP Interrogator",
     "none": "None",
+    "vision_llm": "Vision LLM",
+    "wd_tagger": "WD tagger",
 }
 HOST_BACKENDS = frozenset({"webui_clip", "webui_deepbooru"})
 MODES = ("fast", "classic", "best", "negative")
@@ -65,12 +67,26 @@ class CaptionSettings:
             transformers model.
         clip_model: clip-interrogator CLIP model as ``"ARCH/PRETRAINED"`` (an open_clip architecture and its
             pretrained tag, or a weights file in the models folder's ``open_clip`` subfolder).
+        vision_model: Vision LLM: ``"MODEL.gguf + MMPROJ.gguf"`` from the LLM models folder ("" takes the first).
+        tagger_model: WD tagger: a folder in the tagger folder ("" takes the default or the first one).
+        general_threshold: WD tagger: lowest probability of a general tag.
+        character_threshold: WD tagger: lowest probability of a character tag.
+        tag_ratings: WD tagger: put the rating tag first.
+        tag_underscores: WD tagger: keep the tags' underscores.
+        source: ``"original"`` or ``"lined"``: the image captioned (the Vision LLM's prompt follows it).
     """
 
     backend: str = "webui_clip"
     mode: str = "fast"
     caption_model: str = "blip-large"
     clip_model: str = "ViT-L-14/openai"
+    vision_model: str = ""
+    tagger_model: str = ""
+    general_threshold: float = 0.35
+    character_threshold: float = 0.85
+    tag_ratings: bool = False
+    tag_underscores: bool = False
+    source: str = "original"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", _choice("backend", self.backend, BACKEND_LABELS))
@@ -83,11 +99,26 @@ class CaptionSettings:
             )
         object.__setattr__(self, "caption_model", self.caption_model.strip())
         object.__setattr__(self, "clip_model", self.clip_model.strip())
+        for field in ("vision_model", "tagger_model"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or "\n" in value:
+                raise ConfigError(field, value, "give a name from the models folder, or leave it empty")
+            object.__setattr__(self, field, value.strip())
+        for field in ("general_threshold", "character_threshold"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ConfigError(field, value, "give a probability from 0 to 1")
+        if self.source not in ("original", "lined"):
+            raise ConfigError("source", self.source, "use original or lined")
 
     @property
     def label(self) -> str:
         """A readable description, e.g. ``"CLIP Interrogator (Fast, blip-large, ViT-L-14/openai)"``."""
         name = BACKEND_LABELS[self.backend]
+        if self.backend == "vision_llm":
+            return f"{name} ({self.vision_model or 'first in the LLM folder'})"
+        if self.backend == "wd_tagger":
+            return f"{name} ({self.tagger_model or 'default'}, {self.general_threshold:g}/{self.character_threshold:g})"
         if self.backend != "clip_interrogator":
             return name
         models = self.clip_model if self.mode == "negative" else f"{self.caption_model}, {self.clip_model}"
@@ -95,6 +126,11 @@ class CaptionSettings:
 
     def cache_fields(self) -> tuple[str, ...]:
         """The settings that change a caption (mode and models only matter for clip-interrogator)."""
+        if self.backend == "vision_llm":
+            return (self.backend, self.vision_model, self.source)
+        if self.backend == "wd_tagger":
+            flags = f"{self.general_threshold}|{self.character_threshold}|{self.tag_ratings}|{self.tag_underscores}"
+            return (self.backend, self.tagger_model, flags)
         if self.backend != "clip_interrogator":
             return (self.backend,)
         caption_model = "" if self.mode == "negative" else self.caption_model  # negative mode uses CLIP only

@@ -70,15 +70,70 @@ def caption_cache(max_items: int) -> CaptionCache:
     return _cache
 
 
-def captioner_for(settings: CaptionSettings, *, allow_download: bool = False) -> Captioner | None:
-    """The captioner for ``settings``, built once per process and reused (None for the "none" backend)."""
+class _MissingCaptioner:
+    """Stands in for a captioner whose model is missing: the caption stage raises the error (the failure policy
+    decides), and nothing is cached, so files put in place are found by the next job."""
+
+    def __init__(self, backend: str, error: ModelError) -> None:
+        self.name, self.error = backend, error
+
+    def caption(self, image: Any) -> str:
+        raise self.error
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+
+def _own_captioner(settings: CaptionSettings, host: Settings | None) -> Captioner:
+    """The WD tagger (``<models>/wd-tagger``) or the Vision LLM (the LLM models folder), loaded on first use."""
+    from modules import shared
+
+    from interstable.caption import make_captioner
+
+    background = str(getattr(shared.opts, "img2img_background_color", "#ffffff"))
+    if settings.backend == "wd_tagger":
+        tagger_dir = Path(getattr(shared, "models_path", "models")) / "wd-tagger"
+        return make_captioner(settings, tagger_dir=tagger_dir, background=background)
+    if host is None:
+        raise ConfigError("vision_llm", settings.vision_model, "the Vision LLM needs the WebUI's InterStable settings")
+    llm_dir, threads = host.llm_dir, host.llm_threads or None
+    layers = gpu_layers(host.gpu_layers)
+    n_gpu_layers = layers if isinstance(layers, int) else 0  # "auto": the vision model stays on the CPU beside SD
+
+    def open_chat() -> Any:
+        from interstable.llm import LoadSettings
+        from interstable.llm.vision import LlamaVisionChat, resolve_vision_model
+
+        load = LoadSettings(n_gpu_layers=n_gpu_layers, n_ctx=4096, n_threads=threads, n_threads_batch=threads)
+        return LlamaVisionChat(resolve_vision_model(settings.vision_model, llm_dir), load=load)
+
+    name = settings.vision_model or "(first vision model)"
+    return make_captioner(settings, vision=(name, open_chat), background=background)
+
+
+def captioner_for(
+    settings: CaptionSettings, *, allow_download: bool = False, host: Settings | None = None
+) -> Captioner | None:
+    """The captioner for ``settings``, built once per process and reused (None for the "none" backend).
+
+    ``host`` (the InterStable settings) gives the Vision LLM its folder, threads and GPU layers.
+    """
     if settings.backend == "none":
         return None
     key = (*settings.cache_fields(), str(allow_download))
+    if settings.backend == "vision_llm" and host is not None:
+        key = (*key, str(host.llm_dir), str(host.llm_threads), host.gpu_layers)
     if key not in _captioners:
-        from interstable.webui.interrogators import make_host_captioner
+        if settings.backend in ("wd_tagger", "vision_llm"):
+            try:
+                captioner = _own_captioner(settings, host)
+            except ModelError as exc:
+                return _MissingCaptioner(settings.backend, exc)
+            _captioners[key] = captioner
+        else:
+            from interstable.webui.interrogators import make_host_captioner
 
-        _captioners[key] = make_host_captioner(settings, allow_download=allow_download)
+            _captioners[key] = make_host_captioner(settings, allow_download=allow_download)
     return _captioners[key]
 
 
@@ -265,7 +320,7 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
     from modules import shared
 
     resources = Resources(
-        captioner=captioner_for(caption_settings(config), allow_download=settings.clip_download),
+        captioner=captioner_for(caption_settings(config), allow_download=settings.clip_download, host=settings),
         open_writer=open_writer,
         close_writer=_close_writer(settings),
         count_tokens=host_token_counter(),

@@ -93,7 +93,7 @@ def test_width_range_must_be_ordered():
 
 
 def test_too_many_values_name_the_first_extra():
-    with pytest.raises(ConfigError, match=r"30 values.*script_args\[29\] = 'x'"):
+    with pytest.raises(ConfigError, match=rf"{len(ARGS) + 1} values.*script_args\[{len(ARGS)}\] = 'x'"):
         from_script_args([None] * len(ARGS) + ["x"])
 
 

@@ -63,8 +63,15 @@ def solid(color=(255, 0, 0), size=(8, 6), mode="RGB"):
 def test_defaults_match_the_issue():
     s = CaptionSettings()
     assert (s.backend, s.mode, s.caption_model, s.clip_model) == ("webui_clip", "fast", "blip-large", "ViT-L-14/openai")
-    assert BACKENDS == ("webui_clip", "webui_deepbooru", "clip_interrogator", "none")
-    assert [BACKEND_LABELS[b] for b in BACKENDS] == ["WebUI CLIP", "WebUI DeepBooru", "CLIP Interrogator", "None"]
+    assert BACKENDS == ("webui_clip", "webui_deepbooru", "clip_interrogator", "none", "vision_llm", "wd_tagger")
+    assert [BACKEND_LABELS[b] for b in BACKENDS] == [
+        "WebUI CLIP",
+        "WebUI DeepBooru",
+        "CLIP Interrogator",
+        "None",
+        "Vision LLM",
+        "WD tagger",
+    ]
     assert "slow" in MODE_LABELS["best"].lower()
 
 
