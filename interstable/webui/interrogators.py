@@ -76,6 +76,12 @@ _CLIP_FAILED = (
     "category files are missing, or the GPU ran out of memory. Try img2img's own 'Interrogate CLIP' button to see "
     "the error, or choose another caption backend"
 )
+_DEEPBOORU_FAILED = (
+    "WebUI DeepBooru failed ({error}). Usual cause: its model {folder}/model-resnet_custom_v3.pt is missing and the "
+    "first-run download (from https://github.com/AUTOMATIC1111/TorchDeepDanbooru/releases/download/v1/"
+    "model-resnet_custom_v3.pt) failed (offline?); put the file there and try again, press img2img's own "
+    "'Interrogate DeepBooru' button to see the host's error, or choose another caption backend"
+)
 
 
 @contextlib.contextmanager
@@ -208,7 +214,11 @@ class WebuiDeepbooruCaptioner:
         except InterStableError:
             raise
         except Exception as exc:
-            raise caption_error(exc, backend="WebUI DeepBooru") from exc
+            error = caption_error(exc, backend="WebUI DeepBooru")
+            if str(error).startswith("WebUI DeepBooru failed:"):  # not out of memory, which has its own advice
+                folder = Path(getattr(_shared(self._shared), "models_path", "models")) / "torch_deepdanbooru"
+                error = CaptionError(_DEEPBOORU_FAILED.format(error=f"{type(exc).__name__}: {exc}", folder=folder))
+            raise error from exc
         if not isinstance(text, str) or "<error>" in text:
             raise CaptionError(f"WebUI DeepBooru returned {text!r} instead of tags; see the WebUI console")
         return text.strip()

@@ -8,7 +8,7 @@ infotexts, seeds and prompts line up (HOST_CONTRACT.md 10.5).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interstable import TITLE
@@ -16,9 +16,10 @@ from interstable.args import JobConfig, infotext_text, to_infotext
 from interstable.errors import ConfigError, InputImageError, JobInterrupted
 from interstable.job import ImageInput, ImageOutcome, run_pipeline
 from interstable.seeds import derive_seed
-from interstable.webui import actions
+from interstable.webui import actions, masks
 from interstable.webui import resources as job_resources
 from interstable.webui import settings as settings_module
+from interstable.webui.results import GridPlan, Results
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -129,7 +130,10 @@ def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_
     }
     if info.llm_name:
         params["InterStable LLM model"] = info.llm_name
-        params["InterStable LLM hash"] = info.llm_hash
+        if info.llm_hash:  # a server's model has no file here to hash
+            params["InterStable LLM hash"] = info.llm_hash
+        if info.llm_backend == "server":  # the model name is the server's; the URL and key are never written
+            params["InterStable LLM backend"] = "OpenAI-compatible server"
         params["InterStable LLM seed"] = [o.llm_seed for o in outcomes]
     return {k: v for k, v in params.items() if v is not None}
 
@@ -168,9 +172,8 @@ _RESTORED = (
     "n_iter",
     "init_images",
     "image_mask",
-    "inpainting_mask_invert",
-    "inpaint_full_res",
     "do_not_save_grid",
+    *masks.FIELDS,
 )
 """What the sampling loop changes on ``p`` and puts back afterwards (Processed and later scripts read ``p``)."""
 
@@ -207,9 +210,10 @@ class _Run:
             base_params["Script"] = TITLE
         if config.steps:
             p.steps = config.steps
-        out = _Results()
+        out = Results()
+        calls = len(self.layout.groups)
         try:
-            for group in self.layout.groups:
+            for number, group in enumerate(self.layout.groups, start=1):
                 if shared.state.skipped:
                     shared.state.skipped = False
                 if shared.state.interrupted or getattr(shared.state, "stopping_generation", False):
@@ -220,12 +224,17 @@ class _Run:
                 p.negative_prompt = [negatives[i] for i in group]
                 p.batch_size, p.n_iter = len(group), 1
                 p.seed, p.subseed = self.layout.seeds[group[0]], self.layout.subseeds[group[0]]
-                p.inpaint_full_res = original["inpaint_full_res"]  # the host's init() may turn it off for a group
+                p.do_not_save_grid = True  # one grid for the whole job, made and saved below
+                for key in masks.FIELDS:
+                    setattr(p, key, original[key])  # the host's init() may change them for a call
                 if config.lines_as_mask:
-                    p.image_mask = chosen[0].lined.mask
-                    p.inpainting_mask_invert = 0
+                    p.image_mask = masks.latent_cell_mask(chosen[0].lined.mask, (int(p.width), int(p.height)))
+                if p.image_mask is not None and config.line_density > 0:
+                    for key, value in masks.inpaint_fields(strokes=config.lines_as_mask).items():
+                        setattr(p, key, value)
                 users = [self.users[i] for i in group]
                 p.extra_generation_params = {**base_params, **_per_image_params(chosen, users, self.models.info)}
+                shared.state.textinfo = f"InterStable: sampling {number}/{calls}"
                 out.add(processing.process_images(p), [o.lined.image for o in chosen] if config.show_lined else [])
         finally:
             for key, value in original.items():
@@ -234,67 +243,10 @@ class _Run:
             self.models.finish()
         if out.prompts:
             actions.remember_prompt(out.prompts[-1])
-        wants_grid = not original["do_not_save_grid"] and getattr(shared.opts, "return_grid", False)
-        return out.processed(p, grid_batch_size=self.layout.batch_size if wants_grid else 0)
+        return out.processed(p, grid=GridPlan.of(original["do_not_save_grid"], self.layout.batch_size))
 
     def empty(self) -> Any:
         """An empty ``Processed`` (the job ended before sampling)."""
         from modules import processing
 
         return processing.Processed(self.p, [], self.p.seed, "")
-
-
-@dataclass
-class _Results:
-    """The images of every ``process_images`` call of a job, without the host's per-call grids, lined up."""
-
-    images: list = field(default_factory=list)
-    infotexts: list = field(default_factory=list)
-    prompts: list = field(default_factory=list)
-    negatives: list = field(default_factory=list)
-    seeds: list = field(default_factory=list)
-    subseeds: list = field(default_factory=list)
-    lined: list = field(default_factory=list)
-
-    def add(self, processed: Any, lined_images: list) -> None:
-        first = processed.index_of_first_image  # the host puts a batch's grid at index 0 (HOST_CONTRACT.md 3.3)
-        images, infotexts = processed.images[first:], processed.infotexts[first:]
-        count = len(images)
-        self.images += images
-        self.infotexts += infotexts
-        self.prompts += processed.all_prompts[:count]
-        self.negatives += processed.all_negative_prompts[:count]
-        self.seeds += processed.all_seeds[:count]
-        self.subseeds += processed.all_subseeds[:count]
-        self.lined += list(zip(lined_images, infotexts, strict=False))
-
-    def processed(self, p: Any, *, grid_batch_size: int) -> Any:
-        """One ``Processed``: the samples, then the lined images (with their sample's infotext), a grid first when
-        the job wants one (one grid for the whole job, as ``loopback.py`` makes)."""
-        from modules import images as host_images
-        from modules import processing, shared
-
-        images, infotexts = list(self.images), list(self.infotexts)
-        for image, text in self.lined:
-            if getattr(shared.opts, "enable_pnginfo", True):
-                image.info["parameters"] = text  # as process_images labels its images (the API sends image.info)
-            images.append(image)
-            infotexts.append(text)
-        first = 0
-        if grid_batch_size and len(self.images) > 1:
-            grid = host_images.image_grid(self.images, batch_size=grid_batch_size)
-            images.insert(0, grid)
-            infotexts.insert(0, infotexts[0])
-            first = 1
-        return processing.Processed(
-            p,
-            images,
-            p.seed,
-            infotexts[first] if len(infotexts) > first else "",
-            all_prompts=self.prompts or None,
-            all_negative_prompts=self.negatives or None,
-            all_seeds=self.seeds or None,
-            all_subseeds=self.subseeds or None,
-            index_of_first_image=first,
-            infotexts=infotexts or None,
-        )

@@ -12,7 +12,7 @@ from interstable.errors import ConfigError, InputImageError, InterStableError
 
 logger = logging.getLogger("interstable")
 
-__all__ = ["TITLE", "parse_args", "register_callbacks", "run", "show", "ui"]
+__all__ = ["TITLE", "parse_args", "run", "show", "ui"]
 
 
 def show(is_img2img: bool) -> bool:
@@ -40,26 +40,18 @@ def after_component(script: Any, component: Any, **kwargs: Any) -> None:
         script.interstable_host_components[elem_id] = component
 
 
-def register_callbacks() -> None:
-    """Hook Settings into the WebUI; called once when the host executes ``scripts/interstable.py``."""
-    from modules import script_callbacks
+def user_prompt_field(params: dict) -> object:
+    """The img2img prompt box's paste value for a result of this script: the user's own prompt (a callable infotext
+    field, added to the img2img tab's paste fields after the host's ``Prompt``, so it wins there).
 
-    from interstable.webui import routes, settings
-
-    script_callbacks.on_ui_settings(settings.register)
-    script_callbacks.on_app_started(routes.mount)
-    script_callbacks.on_infotext_pasted(on_infotext_pasted)
-
-
-def on_infotext_pasted(infotext: str, params: dict) -> None:
-    """Pasting a result of this script puts the user's own prompt back into the prompt box.
-
-    The infotext's prompt line is the final (LLM-written) prompt; with ``Script: InterStable LLM R-Line`` present the
-    paste also selects this script, and re-running it must start from what the user wrote, so that the same seed
-    reproduces the same lines and the same prompt. Without the ``Script`` key nothing changes.
+    The infotext's prompt line is the final (LLM-written) prompt; re-running the script must start from what the user
+    wrote, so that the same seed reproduces the same lines and the same prompt. The host's ``on_infotext_pasted``
+    callbacks are not told the tab (HOST_CONTRACT.md 11.5): a paste into txt2img, which has no InterStable, keeps the
+    final prompt. Without ``Script: InterStable LLM R-Line`` nothing changes (None).
     """
-    if params.get("Script") == TITLE:
-        params["Prompt"] = params.get("InterStable user prompt", "")
+    if params.get("Script") != TITLE:
+        return None
+    return params.get("InterStable user prompt", "")
 
 
 def _given_count(p: Any, script: Any, args: Sequence[object]) -> int:

@@ -202,21 +202,23 @@ def test_steps_slider(host, runner, script):
 
 
 def test_pasting_a_result_restores_every_control_and_the_user_prompt(host, runner, script):
-    from modules import infotext_utils, script_callbacks
+    import gradio as gr
+    from modules import infotext_utils
 
     config = JobConfig.defaults().replace(line_density=15.5, line_style="curve", creativity=0.3, token_budget="150")
     processed = _run(runner, script, _p(), _values(**{k: getattr(config, k) for k in KEYS}))
     text = processed.infotexts[0]
     assert "Script: InterStable LLM R-Line" in text
-    # the paste path of the host: on_infotext_pasted callbacks, then each registered field
-    script_callbacks.callbacks["infotext_pasted"][:] = []
-    from interstable.webui.script import on_infotext_pasted
-
-    script_callbacks.on_infotext_pasted(on_infotext_pasted)
-    params = _params(text)
-    on_infotext_pasted(text, params)
-    assert params["Prompt"] == USER_PROMPT
-    pasted = from_script_args([u["value"] for u in infotext_utils.paste_values(script.infotext_fields, text)])
+    # the host's paste path: on_infotext_pasted callbacks (for every tab), then each tab's fields in order
+    box = runner.host_components["img2img_prompt"]
+    img2img = infotext_utils.pasted([(box, "Prompt"), *script.infotext_fields], text)
+    assert img2img[box] == USER_PROMPT
+    txt2img_box = gr.Textbox(elem_id="txt2img_prompt", label="Prompt")
+    final = _params(text)["Prompt"]
+    assert final != USER_PROMPT
+    assert infotext_utils.pasted([(txt2img_box, "Prompt")], text) == {txt2img_box: final}
+    fields = script.infotext_fields[: len(KEYS)]
+    pasted = from_script_args([u["value"] for u in infotext_utils.paste_values(fields, text)])
     assert pasted == config.replace(llm_model="tiny-mistral.gguf")
     assert from_infotext(_params(text)) == pasted
 

@@ -148,7 +148,34 @@ def test_controls_have_stable_prefixed_elem_ids(script):
     assert ids == [f"script_interstable_llm_rline_{a.key}" for a in ARGS]
 
 
-def test_infotext_fields_cover_every_argument(script):
-    keys = [key.infotext_key for _, key in script.infotext_fields]
-    assert keys == [a.infotext for a in ARGS]
-    assert [c for c, _ in script.infotext_fields] == script.controls
+def test_infotext_fields_cover_every_argument_then_the_img2img_prompt_box(runner, script):
+    from interstable.webui.script import user_prompt_field
+
+    *ours, prompt = script.infotext_fields
+    assert [key.infotext_key for _, key in ours] == [a.infotext for a in ARGS]
+    assert [c for c, _ in ours] == script.controls
+    assert prompt == (runner.host_components["img2img_prompt"], user_prompt_field)
+
+
+def test_loading_registers_its_callbacks_without_the_hosts_stack_lookup(fake_host):
+    from modules import script_callbacks, scripts
+
+    scripts.load_scripts(ROOT)
+    assert len(script_callbacks.callbacks["app_started"]) == 1
+    assert script_callbacks.stack_lookups == 0  # inspect.stack() costs 50-100 ms per callback in the real host
+
+
+def test_loading_imports_only_the_interstable_package():
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path = [p for p in sys.path if p not in ("", {str(ROOT)!r})]
+        sys.path.insert(0, {str(FAKEHOST)!r})
+        from modules import scripts
+        scripts.load_scripts({str(ROOT)!r})
+        print(sorted(m for m in sys.modules if m.startswith("interstable")))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['interstable']"

@@ -7,63 +7,16 @@ Qwen2.5-Coder GGUFs in models/LLM, this checkout in extensions/interstable and t
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 
-import pytest
 import requests
 from PIL import Image
+from realapi import KEYS, USER, decode, script_args
 
-from interstable.args import ARGS, to_script_args
+from interstable.args import to_script_args
 
-SCRIPT_NAME = "interstable llm r-line"
-USER = "<lora:none_such:0.5>, (watercolour:1.2)"
 SPECIAL = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "</s>", "<s>", "[INST]", "[/INST]")
-KEYS = [a.key for a in ARGS]
-
-
-def _script_args(**values) -> list:
-    """script_args with ``values`` by key, the rest as null (the defaults)."""
-    args: list = [None] * len(KEYS)
-    for key, value in values.items():
-        args[KEYS.index(key)] = value
-    return args
-
-
-NO_CAPTION = _script_args(caption_backend="None")
-
-
-@pytest.fixture(scope="module")
-def api(real_webui):
-    session = requests.Session()
-    session.auth = real_webui.auth
-
-    def call(method: str, path: str, **kwargs):
-        return session.request(method, real_webui.url + path, timeout=900, **kwargs)
-
-    return call
-
-
-@pytest.fixture(scope="module")
-def image_b64() -> str:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (120, 160, 200)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _job(api, image_b64, **body) -> dict:
-    request = {"init_images": [image_b64], "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler",
-               "denoising_strength": 0.5, "prompt": USER, "script_name": SCRIPT_NAME, "script_args": NO_CAPTION,
-               **body}  # fmt: skip
-    response = api("POST", "/sdapi/v1/img2img", json=request)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _decode(image: str) -> Image.Image:
-    return Image.open(io.BytesIO(base64.b64decode(image)))
 
 
 def test_loading_our_script_takes_under_50_ms_by_the_hosts_startup_timer(real_webui):
@@ -79,7 +32,7 @@ def test_api_auth_is_required_on_the_hosts_routes_and_ours(real_webui):
         assert requests.get(real_webui.url + path, auth=real_webui.auth, timeout=30).status_code == 200, path
 
 
-def test_a_real_instruct_model_writes_clean_prompts_through_the_script(api, image_b64):
+def test_a_real_instruct_model_writes_clean_prompts_through_the_script(api, job):
     from interstable.tinymodels.torchvision_shim import ensure_torchvision
 
     ensure_torchvision()  # open_clip imports torchvision, whose CUDA build fails on this CPU torch
@@ -88,8 +41,8 @@ def test_a_real_instruct_model_writes_clean_prompts_through_the_script(api, imag
     tokens = SimpleTokenizer()
     models = api("GET", "/interstable/v1/models").json()
     assert any(m["name"].startswith("Qwen2.5-Coder") for m in models["models"]), models
-    args = _script_args(caption_backend="None", llm_model="Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf")
-    body = _job(api, image_b64, seed=21, batch_size=2, script_args=args, prompt=f"a lighthouse at dusk, {USER}")
+    args = script_args(caption_backend="None", llm_model="Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf")
+    body = job(seed=21, batch_size=2, script_args=args, prompt=f"a lighthouse at dusk, {USER}")
     info = json.loads(body["info"])
     for prompt in info["all_prompts"]:
         assert USER in prompt
@@ -98,18 +51,18 @@ def test_a_real_instruct_model_writes_clean_prompts_through_the_script(api, imag
         assert "\n" not in prompt
         assert not any(token in prompt for token in SPECIAL), prompt
         assert len(tokens.encode(llm_text)) <= 75, prompt
-    again = _job(api, image_b64, seed=21, batch_size=2, script_args=args, prompt=f"a lighthouse at dusk, {USER}")
+    again = job(seed=21, batch_size=2, script_args=args, prompt=f"a lighthouse at dusk, {USER}")
     assert json.loads(again["info"])["all_prompts"] == info["all_prompts"]
     params = api("POST", "/sdapi/v1/png-info", json={"image": body["images"][0]}).json()["parameters"]
     assert params["InterStable LLM model"] == "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf"  # the API name, for a paste
     assert re.fullmatch(r"[0-9a-f]{10}", params["InterStable LLM hash"])
 
 
-def test_images_added_by_an_alwaysvisible_script_stay_after_the_samples(api, image_b64):
+def test_images_added_by_an_alwaysvisible_script_stay_after_the_samples(api, job):
     extra = {"interstable test extra image": {"args": [True]}}
-    body = _job(api, image_b64, seed=500, n_iter=2, alwayson_scripts=extra)
+    body = job(seed=500, n_iter=2, alwayson_scripts=extra)
     info = json.loads(body["info"])
-    sizes = [_decode(image).size for image in body["images"]]
+    sizes = [decode(image).size for image in body["images"]]
     assert sizes == [(64, 64), (64, 64), (8, 8), (8, 8)]  # the samples, then each call's extra image
     assert info["all_seeds"][:2] == [500, 501]
     assert len(info["infotexts"]) >= 2
@@ -118,20 +71,20 @@ def test_images_added_by_an_alwaysvisible_script_stay_after_the_samples(api, ima
         assert str(params["Seed"]) == str(seed)
 
 
-def test_the_job_saves_exactly_the_grid_it_returns(api, image_b64, real_webui):
+def test_the_job_saves_exactly_the_grid_it_returns(job, real_webui):
     grids = real_webui.data_dir / "outputs" / "img2img-grids"
     before = set(grids.rglob("*.png")) if grids.exists() else set()
-    body = _job(api, image_b64, seed=700, batch_size=2, n_iter=2, save_images=True)
+    body = job(seed=700, batch_size=2, n_iter=2, save_images=True)
     after = set(grids.rglob("*.png"))
     saved = sorted(after - before)
     assert len(saved) == 1, saved
     grid = Image.open(saved[0])
     assert grid.size == (128, 128)
     assert len(body["images"]) == 5  # the job grid first, then the four samples
-    assert _decode(body["images"][0]).size == (128, 128)
+    assert decode(body["images"][0]).size == (128, 128)
 
 
-def test_the_hosts_infotext_parser_reads_back_every_setting_we_wrote(api, image_b64):
+def test_the_hosts_infotext_parser_reads_back_every_setting_we_wrote(api, job):
     from interstable.args import JobConfig, from_infotext
 
     config = JobConfig.defaults()
@@ -140,7 +93,7 @@ def test_the_hosts_infotext_parser_reads_back_every_setting_we_wrote(api, image_
     values[KEYS.index("line_style")] = "Curve"
     values[KEYS.index("caption_backend")] = "None"
     values[KEYS.index("llm_model")] = "(none)"
-    body = _job(api, image_b64, seed=31, script_args=values)
+    body = job(seed=31, script_args=values)
     params = api("POST", "/sdapi/v1/png-info", json={"image": body["images"][0]}).json()["parameters"]
     read = from_infotext({k: str(v) for k, v in params.items()})
     assert read.line_density == 21.5

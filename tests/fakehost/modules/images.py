@@ -14,6 +14,15 @@ def flatten(img, bgcolor):
     return img.convert("RGB")
 
 
+saved: list[dict] = []
+"""Every ``save_image`` call (the fake writes nothing to disk)."""
+
+
+def save_image(image, path, basename, seed=None, prompt=None, extension="png", info=None, grid=False, p=None, **kw):
+    saved.append({"image": image, "path": path, "basename": basename, "seed": seed, "info": info, "grid": grid})
+    return None, None
+
+
 def _color(value):
     return ImageColor.getrgb(value)
 

@@ -95,3 +95,13 @@ def paste_values(paste_fields, infotext: str) -> list:
             except Exception:
                 res.append({})
     return res
+
+
+def pasted(paste_fields, infotext: str) -> dict:
+    """The value each component ends up with after a paste: the browser applies the updates in order, so when a
+    component is listed twice (a script's ``infotext_fields`` after the tab's own fields) the later one wins."""
+    final = {}
+    for (output, _key), update in zip(paste_fields, paste_values(paste_fields, infotext), strict=True):
+        if "value" in update:
+            final[output] = update["value"]
+    return final

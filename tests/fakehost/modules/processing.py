@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from modules import images as images_module
@@ -268,6 +269,8 @@ def _process_images_inner(p) -> Processed:
         raise RuntimeError(f"bad number of images passed: {len(init_images)}; expecting {p.batch_size} or less")
     if 1 < len(init_images) <= p.batch_size:
         p.batch_size = len(init_images)
+    if p.scripts is not None:
+        p.scripts.process(p)
     p.setup_prompts()
     n = p.batch_size * p.n_iter
     p.all_seeds = [int(seed) + (x if p.subseed_strength == 0 else 0) for x in range(n)]
@@ -284,6 +287,9 @@ def _process_images_inner(p) -> Processed:
             "n_iter": p.n_iter,
             "init_images": list(init_images),
             "image_mask": p.image_mask,
+            "latent_mask": None,
+            "inpainting_fill": getattr(p, "inpainting_fill", None),
+            "mask_blur": (getattr(p, "mask_blur_x", 0), getattr(p, "mask_blur_y", 0)),
             "clip_skip": shared.opts.CLIP_stop_at_last_layers,
             "denoising_strength": p.denoising_strength,
             "cfg_scale": p.cfg_scale,
@@ -298,12 +304,19 @@ def _process_images_inner(p) -> Processed:
             shared.state.skipped = False
         if shared.state.interrupted or shared.state.stopping_generation:
             break
+        region = _mask(p)  # init() comes before the batches
+        if region is not None:
+            calls[-1]["latent_mask"] = region[1]
+        if p.scripts is not None:
+            p.scripts.process_batch(p, batch_number=it)
         for b in range(p.batch_size):
             index = it * p.batch_size + b
             src = init_images[b] if len(init_images) > 1 else init_images[0]
-            img = images_module.flatten(src, shared.opts.img2img_background_color).resize((p.width, p.height))
-            tint = Image.new("RGB", img.size, ((p.all_seeds[index] * 37) % 256, 64, 128))
-            img = Image.blend(img, tint, 0.1)
+            init = images_module.flatten(src, shared.opts.img2img_background_color).resize((p.width, p.height))
+            tint = Image.new("RGB", init.size, ((p.all_seeds[index] * 37) % 256, 64, 128))
+            img = Image.blend(_masked_content(p, init, region), tint, 0.1)
+            if region is not None:  # only the latent cells of the mask are re-rendered; the overlay keeps the rest
+                img = Image.composite(img, init, region[0])
             text = create_infotext(p, p.all_prompts, p.all_seeds, p.all_subseeds, index=index)
             if shared.opts.enable_pnginfo:
                 img.info["parameters"] = text
@@ -313,13 +326,20 @@ def _process_images_inner(p) -> Processed:
     index_of_first_image = 0
     # A grid at index 0 when it is returned, there is more than one image and the grid is not suppressed (the UI
     # leaves do_not_save_grid False; the API sets it unless save_images is given).
-    if shared.opts.return_grid and len(output_images) > 1 and not p.do_not_save_grid:
+    opts = shared.opts
+    # Each call makes its grid when it is returned or saved (HOST_CONTRACT.md 11.4), unless suppressed (the UI leaves
+    # do_not_save_grid False; the API sets it unless save_images is given) or there is one image only.
+    few = len(output_images) < 2 and opts.grid_only_if_multiple
+    if (opts.return_grid or opts.grid_save) and not p.do_not_save_grid and not few:
         grid = images_module.image_grid(output_images, p.batch_size)
         text = create_infotext(p, p.all_prompts, p.all_seeds, p.all_subseeds, use_main_prompt=True)
-        output_images.insert(0, grid)
-        infotexts.insert(0, text)
-        index_of_first_image = 1
-    return Processed(
+        if opts.return_grid:
+            output_images.insert(0, grid)
+            infotexts.insert(0, text)
+            index_of_first_image = 1
+        if opts.grid_save:
+            images_module.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0], grid=True, p=p)
+    processed = Processed(
         p,
         output_images,
         p.all_seeds[0],
@@ -328,3 +348,43 @@ def _process_images_inner(p) -> Processed:
         index_of_first_image=index_of_first_image,
         infotexts=infotexts,
     )
+    if p.scripts is not None:
+        p.scripts.postprocess(p, processed)  # AlwaysVisible scripts may append images (HOST_CONTRACT.md 11.3)
+    return processed
+
+
+def _mask(p):
+    """The overlay mask and the latent mask (0/1 per 8x8 cell) of ``init()`` (HOST_CONTRACT.md 11.1), or None.
+
+    Binary at 128 (alpha for an RGBA mask with transparency), inverted for "inpaint not masked", blurred by
+    ``mask_blur`` (a Gaussian, as cv2 does), resized to the target size, then a bicubic resize to the latent grid,
+    rounded when ``mask_round``. Only the whole-picture path: "only masked" crops in the host (not modelled here).
+    """
+    from PIL import ImageFilter, ImageOps
+
+    mask = getattr(p, "image_mask", None)
+    if mask is None:
+        return None
+    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
+        mask = mask.split()[-1].convert("L")
+    mask = mask.convert("L").point(lambda x: 255 if x > 128 else 0)
+    if p.inpainting_mask_invert:
+        mask = ImageOps.invert(mask)
+    blur = max(p.mask_blur_x, p.mask_blur_y)
+    if blur > 0:
+        mask = mask.filter(ImageFilter.GaussianBlur(blur))
+    mask = mask.resize((p.width, p.height))
+    latent = np.asarray(mask.resize((p.width // 8, p.height // 8), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    if p.mask_round:
+        latent = np.around(latent)
+    cells = Image.fromarray((latent * 255).astype(np.uint8), mode="L")
+    return cells.resize(mask.size, Image.Resampling.NEAREST), latent
+
+
+def _masked_content(p, init, region):
+    """What the sampler starts from under the mask: the init pixels only for "original" (``inpainting_fill`` 1);
+    "fill" smears the surroundings over them, "latent noise"/"latent nothing" replace them (HOST_CONTRACT.md 11.2)."""
+    if region is None or p.inpainting_fill == 1:
+        return init
+    fill = Image.new("RGB", init.size, (127, 127, 127))
+    return Image.composite(fill, init, region[0])

@@ -56,6 +56,15 @@ class Script:
     def after_component(self, component, **kwargs):
         pass
 
+    def process(self, p, *args):
+        pass
+
+    def process_batch(self, p, *args, **kwargs):
+        pass
+
+    def postprocess(self, p, processed, *args):
+        pass
+
     def elem_id(self, item_id):
         need_tabname = self.show(True) == self.show(False)
         tabkind = "img2img" if self.is_img2img else "txt2img"
@@ -132,7 +141,7 @@ class ScriptRunner:
             for component in self.host_components.values():
                 for script in self.scripts:
                     script.after_component(component, elem_id=component.elem_id, label=component.label)
-            for script in self.selectable_scripts:
+            for script in self.alwayson_scripts + self.selectable_scripts:
                 self.create_script_ui(script)
         return self.inputs
 
@@ -150,6 +159,24 @@ class ScriptRunner:
             self.infotext_fields += script.infotext_fields
         if script.paste_field_names is not None:
             self.paste_field_names += script.paste_field_names
+
+    # process_images calls these for the AlwaysVisible scripts, each with its slice of p.script_args (HOST_CONTRACT.md
+    # 11.3: process before p.init, process_batch per batch after it, postprocess at the end of every call).
+    def _alwayson(self, p):
+        for script in self.alwayson_scripts:
+            yield script, (p.script_args or [])[script.args_from : script.args_to]
+
+    def process(self, p):
+        for script, args in self._alwayson(p):
+            script.process(p, *args)
+
+    def process_batch(self, p, **kwargs):
+        for script, args in self._alwayson(p):
+            script.process_batch(p, *args, **kwargs)
+
+    def postprocess(self, p, processed):
+        for script, args in self._alwayson(p):
+            script.postprocess(p, processed, *args)
 
     def script_name_to_index(self, name):
         for i, script in enumerate(self.selectable_scripts):

@@ -34,6 +34,11 @@ def _new_opts() -> Options:
         "CLIP_stop_at_last_layers": 1,
         "enable_pnginfo": True,
         "return_grid": True,
+        "grid_save": True,
+        "grid_only_if_multiple": True,
+        "grid_format": "png",
+        "grid_extended_filename": False,
+        "overlay_inpaint": True,
         "samples_save": True,
         "samples_format": "png",
         "interrogate_keep_models_in_memory": False,
@@ -46,7 +51,7 @@ def _new_opts() -> Options:
 def reset() -> None:
     """Give every test a fresh host: options, state, interrogators and call records."""
     global opts, state, interrogator
-    from modules import deepbooru, devices, processing, sd_models
+    from modules import deepbooru, devices, images, processing, sd_models
 
     opts = _new_opts()
     state = State()
@@ -54,6 +59,7 @@ def reset() -> None:
     deepbooru.model = deepbooru.DeepDanbooru()
     devices.torch_gc_calls = 0
     processing.calls.clear()
+    images.saved.clear()
     sd_models.calls.clear()
 
 

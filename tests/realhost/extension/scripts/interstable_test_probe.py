@@ -1,0 +1,60 @@
+"""A test extension for the realhost tier: an AlwaysVisible script that reports what the sampler really gets.
+
+In ``process_batch`` (after the host's ``p.init``, so ``p.nmask`` exists, HOST_CONTRACT.md 11.3) it writes into the
+call's infotext the latent mask the sampler re-renders (``p.nmask``: one 0/1 digit per latent cell, rows joined,
+its size) and the inpaint fields the call ran with. Off unless the API enables it through ``alwayson_scripts``.
+"""
+
+import modules.scripts as scripts  # noqa: PLR0402 (the host's own idiom: never import Script by name)
+from modules import script_callbacks
+
+
+class InterStableTestProbe(scripts.Script):
+    def title(self):
+        return "InterStable test probe"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        import gradio as gr
+
+        return [gr.Checkbox(False, label="Write the latent mask and inpaint fields into the infotext")]
+
+    def process_batch(self, p, enabled=False, *args, **kwargs):
+        if not enabled:
+            return
+        params = p.extra_generation_params
+        nmask = getattr(p, "nmask", None)
+        if nmask is not None:
+            cells = (nmask[0] > 0.5).int().cpu().tolist()
+            params["Probe latent size"] = f"{len(cells[0])}x{len(cells)}"
+            params["Probe latent mask"] = "".join(str(v) for row in cells for v in row)
+        params["Probe inpainting fill"] = getattr(p, "inpainting_fill", None)
+        params["Probe mask blur"] = f"{getattr(p, 'mask_blur_x', None)}x{getattr(p, 'mask_blur_y', None)}"
+        params["Probe only masked"] = bool(getattr(p, "inpaint_full_res", False))
+
+
+def _paste_route(demo, app):
+    """``POST /interstable-test/v1/paste`` {"tab", "infotext"}: what the tab's prompt box holds after the host's own
+    paste function ran on ``infotext`` (the browser applies the updates in order, so the last one for a box wins)."""
+    if demo is None:
+        return
+    from fastapi import Body
+
+    def paste(tab: str = Body(...), infotext: str = Body(...)):
+        prompt_ids = [i for i, block in demo.blocks.items() if getattr(block, "elem_id", None) == f"{tab}_prompt"]
+        for fn, dependency in zip(demo.fns, demo.dependencies, strict=True):
+            if getattr(fn.fn, "__name__", "") != "paste_func" or prompt_ids[0] not in dependency["outputs"]:
+                continue
+            value = None
+            for output, update in zip(dependency["outputs"], fn.fn(infotext), strict=True):
+                if output == prompt_ids[0] and isinstance(update, dict) and "value" in update:
+                    value = update["value"]
+            return {"prompt": value}
+        return {"prompt": None, "error": f"no paste function writes {tab}_prompt"}
+
+    app.add_api_route("/interstable-test/v1/paste", paste, methods=["POST"])
+
+
+script_callbacks.on_app_started(_paste_route)
