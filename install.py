@@ -18,6 +18,16 @@ REQUIREMENTS = {
     "gguf": "gguf>=0.10",
 }
 
+# Any of these already provides ``import onnxruntime`` (the WD tagger); none is ever replaced.
+ONNXRUNTIME_DISTS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-silicon",
+    "onnxruntime-qnn",
+)
+
 # Prebuilt llama-cpp-python wheels (building from source needs a C++ compiler and takes a long time).
 WHEEL_INDEX = "https://abetlen.github.io/llama-cpp-python/whl/{variant}"
 CUDA_VARIANTS = ("cu121", "cu122", "cu123", "cu124", "cu125")
@@ -47,7 +57,16 @@ def llama_wheel_variant() -> str:
     return wanted if wanted in CUDA_VARIANTS else CUDA_VARIANTS[-1]
 
 
+def onnxruntime_requirement(installed=is_installed) -> str | None:
+    """The onnxruntime for the WD tagger (``onnxruntime-gpu`` beside a CUDA torch); None when one is there."""
+    if any(installed(dist) for dist in ONNXRUNTIME_DISTS):
+        return None
+    return "onnxruntime-gpu" if llama_wheel_variant().startswith("cu") else "onnxruntime"
+
+
 def pip_command(dist: str) -> str:
+    if dist.startswith("onnxruntime"):
+        return f'install "{dist}"'
     requirement = REQUIREMENTS[dist]
     if dist == "llama-cpp-python" and sys.platform != "darwin":
         index = os.environ.get("INTERSTABLE_LLAMA_INDEX_URL") or WHEEL_INDEX.format(variant=llama_wheel_variant())
@@ -64,7 +83,8 @@ def main() -> int:
             + " ".join(f'"{r}"' for r in REQUIREMENTS.values())
         )
         return 0
-    for dist in REQUIREMENTS:
+    onnx = onnxruntime_requirement(lambda dist: is_installed(dist) or launch.is_installed(dist))
+    for dist in [*REQUIREMENTS, *([onnx] if onnx else [])]:
         if is_installed(dist) or launch.is_installed(dist):
             continue
         try:

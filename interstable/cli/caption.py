@@ -1,7 +1,9 @@
-"""``interstable caption IN``: caption an image with clip-interrogator (or no caption), as the WebUI script would.
+"""``interstable caption IN``: caption an image with clip-interrogator, a WD tagger or a vision LLM, as the WebUI
+script would.
 
-The WebUI's own interrogators need the running WebUI; here the ``clip-interrogator`` package runs locally. Models
-come from ``--models-dir`` and are only downloaded with ``--download``.
+The WebUI's own interrogators need the running WebUI; here ``clip-interrogator`` (``--models-dir``), a WD v3 tagger
+(``--backend wd-tagger``, ``--tagger-dir``) or a GGUF vision model with its mmproj (``--backend vision``,
+``--llm-dir``) runs locally. Models are only downloaded with ``--download``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from interstable.caption import MODE_LABELS, MODES, CaptionSettings, caption_image, make_captioner
+from interstable.caption import (
+    MODE_LABELS,
+    MODES,
+    CaptionSettings,
+    caption_image,
+    download_default_tagger,
+    download_default_vision,
+    list_taggers,
+    make_captioner,
+)
 from interstable.errors import CaptionError, InputImageError
 
 DEFAULT_MODELS_DIR = Path("~/.cache/interstable/clip-interrogator")
+DEFAULT_TAGGER_DIR = Path("~/.cache/interstable/wd-tagger")
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +47,9 @@ def register(subparsers: Any) -> None:
 
 def add_caption_arguments(parser: argparse.ArgumentParser, *, models_dir_flag: str) -> None:
     """The captioning options, shared by ``caption`` and ``prompt`` (which names its models folder differently)."""
-    parser.add_argument("--backend", choices=("clip-interrogator", "none"), default="clip-interrogator")
+    parser.add_argument(
+        "--backend", choices=("clip-interrogator", "vision", "wd-tagger", "none"), default="clip-interrogator"
+    )
     parser.add_argument(
         "--mode", choices=MODES, default="fast", help=", ".join(f"{m}: {MODE_LABELS[m]}" for m in MODES)
     )
@@ -54,11 +68,22 @@ def add_caption_arguments(parser: argparse.ArgumentParser, *, models_dir_flag: s
     parser.add_argument(
         "--tiny", action="store_true", help="use tiny random models built on the fly (checks the install offline)"
     )
+    parser.add_argument("--tagger-dir", type=Path, default=DEFAULT_TAGGER_DIR, help="WD tagger folder (wd-tagger)")
+    parser.add_argument("--tagger-model", default="", help="wd-tagger: a subfolder of --tagger-dir")
+    parser.add_argument("--general-threshold", type=float, default=0.35, help="wd-tagger: general tag threshold")
+    parser.add_argument("--character-threshold", type=float, default=0.85, help="wd-tagger: character threshold")
+    parser.add_argument("--ratings", action="store_true", help="wd-tagger: put the rating tag first")
+    parser.add_argument("--underscores", action="store_true", help="wd-tagger: keep underscores in tags")
+    parser.add_argument("--llm-dir", type=Path, default=None, help="vision: the LLM models folder")
+    parser.add_argument("--vision-model", default="", help='vision: "MODEL.gguf + MMPROJ.gguf" (empty: the first)')
+    parser.add_argument("--lined", action="store_true", help="vision: the image has drawn lines (stroke prompt)")
 
 
 def build_captioner(args: argparse.Namespace, scratch: Path) -> tuple[Any, CaptionSettings, str]:
-    """The captioner the options describe, its settings and its device (``scratch`` holds the tiny labels)."""
-    backend = args.backend.replace("-", "_")
+    """The captioner the options describe, its settings and its device (``scratch`` holds the tiny models)."""
+    backend = {"vision": "vision_llm"}.get(args.backend, args.backend).replace("-", "_")
+    if backend in ("vision_llm", "wd_tagger"):
+        return _own_backend(args, backend, scratch)
     models_dir = (args.ci_models_dir or Path(os.environ.get("INTERSTABLE_CI_MODELS", DEFAULT_MODELS_DIR))).expanduser()
     overrides: dict[str, Any] = {}
     caption_model, clip_model = args.caption_model, args.clip_model
@@ -70,6 +95,43 @@ def build_captioner(args: argparse.Namespace, scratch: Path) -> tuple[Any, Capti
         settings, models_dir=models_dir, device=device, allow_download=args.download, config_overrides=overrides
     )
     return captioner, settings, device
+
+
+def _own_backend(args: argparse.Namespace, backend: str, scratch: Path) -> tuple[Any, CaptionSettings, str]:
+    settings = CaptionSettings(
+        backend=backend,
+        vision_model=args.vision_model,
+        tagger_model=args.tagger_model,
+        general_threshold=args.general_threshold,
+        character_threshold=args.character_threshold,
+        tag_ratings=args.ratings,
+        tag_underscores=args.underscores,
+        source="lined" if args.lined else "original",
+    )
+    if backend == "wd_tagger":
+        tagger_dir = args.tagger_dir.expanduser()
+        if args.tiny:
+            from interstable.tinymodels.onnx_tagger import write_tiny_tagger
+
+            tagger_dir = write_tiny_tagger(scratch / "wd-tagger" / "tiny").parent
+        elif args.download and not list_taggers(tagger_dir):
+            download_default_tagger(tagger_dir)
+        return make_captioner(settings, tagger_dir=tagger_dir), settings, "cpu"
+    from interstable.llm import LoadSettings
+    from interstable.llm.models import default_models_dir
+    from interstable.llm.vision import chat_factory, resolve_vision_model
+
+    llm_dir = (args.llm_dir or default_models_dir()).expanduser()
+    if args.tiny:
+        from interstable.tinymodels.gguf_vision import write_tiny_vision
+
+        llm_dir = scratch / "llm"
+        write_tiny_vision(llm_dir)
+    elif args.download and not args.vision_model:
+        download_default_vision(llm_dir)
+    pair = resolve_vision_model(args.vision_model, llm_dir)
+    factory = chat_factory(pair, LoadSettings(n_ctx=4096))
+    return make_captioner(settings, vision=(pair.name, factory)), settings, "cpu"
 
 
 def open_image(path: Path) -> Any:

@@ -42,11 +42,24 @@ def _run_install(tmp_path, *, installed="", commandline_args="", pip_fails=False
 
 
 def test_installs_only_what_is_missing_by_distribution_name(tmp_path):
-    result, commands = _run_install(tmp_path, installed="clip-interrogator,gguf")
+    result, commands = _run_install(tmp_path, installed="clip-interrogator,gguf,onnxruntime")
     assert result.returncode == 0, result.stderr
     assert len(commands) == 1
     assert commands[0].startswith('install "llama-cpp-python')
     assert "--extra-index-url" in commands[0]
+
+
+def test_onnxruntime_is_added_gpu_beside_a_cuda_torch_and_never_replaced(tmp_path):
+    def run(name, installed, env_extra=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        base = "clip-interrogator,gguf,llama-cpp-python"
+        return _run_install(folder, installed=base + installed, env_extra=env_extra)[1]
+
+    assert run("cpu", "") == ['install "onnxruntime"']
+    assert run("cuda", "", {"INTERSTABLE_LLAMA_WHEEL_VARIANT": "cu121"}) == ['install "onnxruntime-gpu"']
+    assert run("gpu-there", ",onnxruntime-gpu") == []
+    assert run("directml-there", ",onnxruntime-directml") == []
 
 
 def test_never_installs_host_owned_packages(tmp_path):
@@ -64,7 +77,7 @@ def test_skip_install_is_honoured(tmp_path):
 
 
 def test_a_pip_failure_prints_one_actionable_line_and_exits_zero(tmp_path):
-    result, _ = _run_install(tmp_path, installed="clip-interrogator,gguf", pip_fails=True)
+    result, _ = _run_install(tmp_path, installed="clip-interrogator,gguf,onnxruntime", pip_fails=True)
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("[InterStable]")]
     assert len(lines) == 1
