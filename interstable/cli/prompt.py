@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     llm.add_argument("--n-gpu-layers", default="0", help='0 (CPU, default), -1 (all), N or "auto"')
     llm.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
     llm.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
+    llm.add_argument(
+        "--llm-backend",
+        choices=("local", "process", "server"),
+        default=None,
+        help="local: llama.cpp in this process (default); process: in a worker process of its own; server: an "
+        "OpenAI-compatible server (default with --llm-url)",
+    )
+    llm.add_argument(
+        "--llm-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible server (llama.cpp server, Ollama, LM Studio, vLLM), e.g. http://127.0.0.1:8080/v1; "
+        "--model then names the server's model (default: its first)",
+    )
+    llm.add_argument(
+        "--llm-key-env", default=None, metavar="VAR", help="the environment variable holding the server's API key"
+    )
+    llm.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per server request (default 120)")
     parser.add_argument("--json", action="store_true", help="print JSON with the prompt, caption, seeds and model")
     parser.add_argument(
         "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the caption, progress and seeds"
@@ -155,6 +175,35 @@ def _hooks(verbose: bool) -> Any:
     return CliHooks()
 
 
+class _ModelNameError(Exception):
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+
+
+def _writer_maker(args: argparse.Namespace, backend: str, load: Any) -> Callable[[], Any]:
+    """What opens the prompt writer (a bad server URL or timeout raises ConfigError; a bad model name raises its
+    error through :class:`_ModelNameError` so that it keeps exit status 1)."""
+    from interstable import llm
+
+    if backend != "server":
+        try:
+            path = _model_path(args.model, models_dir(args))
+        except ConfigError as exc:
+            raise _ModelNameError(exc) from exc
+        kind = llm.ProcessPromptWriter if backend == "process" else llm.LlamaPromptWriter
+        return lambda: kind(path, load=load)
+    if not args.llm_url:
+        raise ConfigError("--llm-url", args.llm_url, "give the server's URL, e.g. http://127.0.0.1:8080/v1")
+    name = "" if args.model == DEFAULT_FILE else args.model
+    writer = llm.ServerPromptWriter(
+        args.llm_url,
+        model=name[:-5] if name.lower().endswith(".gguf") else name,
+        api_key=os.environ.get(args.llm_key_env) if args.llm_key_env else None,
+        timeout=args.llm_timeout,
+    )
+    return lambda: writer
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the prompt and print it (or JSON); exit 0, 1 when it failed, 2 for bad option values."""
     from interstable import llm
@@ -173,14 +222,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"interstable prompt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     image = open_image(args.image)
-    path = _model_path(args.model, models_dir(args))
+    backend = args.llm_backend or ("server" if args.llm_url else "local")
+    try:
+        make_writer = _writer_maker(args, backend, load)
+    except _ModelNameError as exc:
+        raise exc.error from None
+    except ConfigError as exc:
+        print(f"interstable prompt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     seed = args.seed if args.seed is not None else random.randint(0, SEED_MAX)
     verbose = bool(getattr(args, "verbose", False))
     hooks = _hooks(verbose)
     opened: list[Any] = []
 
     def open_writer() -> Any:
-        opened.append(llm.LlamaPromptWriter(path, load=load))
+        opened.append(make_writer())
         return opened[-1]
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -224,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
             "lines": outcome.lined.count,
             "lined_out": str(args.lined_out) if args.lined_out else None,
             "model": writer.model_name if writer else None,
-            "model_hash": writer.model_hash if writer else None,
+            "model_hash": getattr(writer, "model_hash", None) if writer else None,
+            "backend": backend,
             "budget": args.budget,
             "approx_clip_tokens": approx_clip_tokens(outcome.prompt),
             "seconds": round(seconds, 3),

@@ -1,7 +1,8 @@
 """The extension's own HTTP routes, ``/interstable/v1/...``, added from ``script_callbacks.on_app_started``.
 
 - ``GET /interstable/v1/models``: the ``.gguf`` files in the LLM models folder (names, sizes; hashes on request).
-- ``GET /interstable/v1/status``: versions, GPU offload, models folder, whether a model is found, free VRAM.
+- ``GET /interstable/v1/status``: versions, GPU offload, models folder, whether a model is found, free VRAM, the LLM
+  backend (the worker's state, model and memory; the server's reachability and models).
 - ``POST /interstable/v1/preview``: an image and the script's arguments -> the lined image, the caption and the
   prompt, without sampling. It holds the WebUI's queue lock, like generation does.
 
@@ -96,10 +97,12 @@ def status() -> dict:
         llama_version = None
     gpu_offload = False
     if llama_version:
+        if current.llm_backend == settings.LLM_BACKENDS[1]:
+            from interstable.llm import gpu_offload_available
+        else:  # asked in a short-lived process: with the LLM in its own process, the WebUI never loads llama_cpp
+            from interstable.llm.worker import gpu_offload_available
         try:
-            import llama_cpp
-
-            gpu_offload = bool(llama_cpp.llama_supports_gpu_offload())
+            gpu_offload = gpu_offload_available()
         except Exception:  # a broken llama_cpp build: reported as no offload, the version says the rest
             gpu_offload = False
     try:
@@ -119,7 +122,32 @@ def status() -> dict:
         "model_found": default in found if default else False,
         "free_vram": free or None,
         "host": memory.host_kind(),
+        **llm_backend_status(current),
     }
+
+
+def llm_backend_status(current: Any) -> dict:
+    """The LLM backend's part of the status: the worker's state and memory, or the server's reachability.
+
+    The server's URL is reported, its API key never.
+    """
+    from interstable.llm.worker import worker_status
+    from interstable.webui import resources, settings
+
+    backend = {settings.LLM_BACKENDS[0]: "local", settings.LLM_BACKENDS[1]: "in-process"}.get(
+        current.llm_backend, "server"
+    )
+    worker = worker_status()
+    result: dict = {
+        "llm_backend": backend,
+        "llm_worker": {k: worker[k] for k in ("state", "model", "pid", "rss_bytes", "n_gpu_layers")},
+        "llm_server": None,
+    }
+    if backend == "server":
+        from interstable.llm.server import server_status
+
+        result["llm_server"] = server_status(current.server_url, resources.server_key(current), timeout=3.0)
+    return result
 
 
 def check_auth(credentials: Any) -> None:

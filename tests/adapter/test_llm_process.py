@@ -199,3 +199,31 @@ def test_a_job_never_imports_llama_cpp_in_the_webui_process():
     assert "llama_cpp imported: False" in done.stdout
     assert "libllama mapped: False" in done.stdout
     assert "images: 2" in done.stdout
+
+
+def test_status_shows_the_worker_state_and_the_server_reachability(own_process, runner, script):
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from interstable.webui import routes
+
+    app = fastapi.FastAPI()
+    routes.mount(None, app)
+    client = TestClient(app)
+    body = client.get("/interstable/v1/status").json()
+    assert body["llm_backend"] == "local"
+    assert body["llm_worker"]["state"] == "stopped"
+    own_process.opts.interstable_unload = "Keep loaded"
+    _run(runner)
+    worker = client.get("/interstable/v1/status").json()["llm_worker"]
+    assert worker["state"] == "loaded"
+    assert worker["model"] == "tiny-mistral.gguf"
+    assert worker["rss_bytes"] > 10 * 1024**2
+    own_process.opts.interstable_llm_backend = "OpenAI-compatible server"
+    own_process.opts.interstable_server_url = "http://127.0.0.1:9/v1"  # the discard port: nothing listens
+    own_process.opts.interstable_server_key = "never-shown-key"
+    response = client.get("/interstable/v1/status")
+    server = response.json()["llm_server"]
+    assert server["reachable"] is False
+    assert "http://127.0.0.1:9/v1/models cannot be reached" in server["error"]
+    assert "never-shown-key" not in response.text
