@@ -36,6 +36,7 @@ class LoadedModel:
         grammars: Compiled grammars by GBNF text.
         last_prompt: The last tokenized prompt and its tokens.
         closed: Whether :meth:`close` has freed it (a closed model is loaded again).
+        kind: The template-less prompt format, found by :meth:`chat_kind` ("" until asked).
     """
 
     llm: Any
@@ -51,6 +52,19 @@ class LoadedModel:
     grammars: dict[str, Any] = field(default_factory=dict)
     last_prompt: tuple[str, tuple[int, ...]] | None = None
     closed: bool = False
+    kind: str = ""
+
+    def chat_kind(self) -> str:
+        """Return the format for prompting this model without a chat template, from its own special tokens:
+        ``mistral`` (``[INST]``), ``chatml`` (``<|im_start|>``), ``llama3`` (``<|start_header_id|>``) or ``plain``
+        (none of them: most likely a base model, prompted as a text to continue)."""
+        if not self.kind:
+            self.kind = "plain"
+            for kind, marker in (("mistral", "[INST]"), ("chatml", "<|im_start|>"), ("llama3", "<|start_header_id|>")):
+                if len(self.llm.tokenize(marker.encode(), add_bos=False, special=True)) == 1:
+                    self.kind = kind
+                    break
+        return self.kind
 
     def grammar(self, text: str) -> Any:
         """Return a ``LlamaGrammar`` for ``text``, checked once with llama.cpp's own parser (it returns NULL for an

@@ -20,15 +20,24 @@ from interstable.llm.gpu_memory import is_out_of_memory
 from interstable.llm.llama_log import log_mark, log_problems_since, log_text_since
 from interstable.llm.loading import acquire, release, reload_on_cpu
 from interstable.llm.model import LoadedModel
+from interstable.llm.sampling import Generated, generate
 from interstable.llm.settings import Completion, LoadSettings
 from interstable.prompt import (
+    MIN_LLM_TOKENS,
     PromptRequest,
     RenderedPrompt,
     SamplingSettings,
+    approx_clip_tokens,
     build_messages,
     clean_output,
+    clip_token_counter,
+    examples_for,
+    filter_phrases,
     grammar_for,
+    is_repeating,
+    line_mood,
     looks_like_refusal,
+    plain_theme,
     render_chat,
 )
 
@@ -42,10 +51,22 @@ _SEED_MODULUS = 0xFFFFFFFF  # llama.cpp treats seed 0xFFFFFFFF as "pick a random
 
 @functools.lru_cache(maxsize=32)
 def _render_cached(
-    request: PromptRequest, faithfulness: float, template: str | None, bos_token: str, eos_token: str
+    request: PromptRequest, faithfulness: float, *, template: str | None, bos_token: str, eos_token: str, kind: str
 ) -> RenderedPrompt:
-    instructions, message = build_messages(request, faithfulness=faithfulness)
-    return render_chat(instructions, message, template=template, bos_token=bos_token, eos_token=eos_token)
+    instructions, message = build_messages(request, faithfulness=faithfulness, style=request.style)
+    return render_chat(
+        instructions,
+        message,
+        template=template,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        examples=examples_for(request.style),
+        templateless=kind,
+    )
+
+
+def _token_counter() -> Callable[[str], int]:
+    return clip_token_counter() or approx_clip_tokens
 
 
 def _llama_seed(seed: int) -> int:
@@ -133,7 +154,12 @@ class LlamaPromptWriter:
     @staticmethod
     def _render(entry: LoadedModel, request: PromptRequest, sampling: SamplingSettings) -> RenderedPrompt:
         return _render_cached(
-            request, sampling.faithfulness, entry.info.chat_template, entry.bos_text or "<s>", entry.eos_text or "</s>"
+            request,
+            sampling.faithfulness,
+            template=entry.info.chat_template,
+            bos_token=entry.bos_text or "<s>",
+            eos_token=entry.eos_text or "</s>",
+            kind=entry.chat_kind(),
         )
 
     def write(
@@ -170,19 +196,54 @@ class LlamaPromptWriter:
             raise ConfigError("sampling", sampling, "use a SamplingSettings")
         entry = acquire(self._resolved, self._load)
         rendered = self._render(entry, request, sampling)
+        count = _token_counter()
+        room = sampling.budget
+        if request.user_prompt.strip():
+            need = count(request.user_prompt) + 1 + MIN_LLM_TOKENS
+            room = max(room, -(-need // 75) * 75) - need + MIN_LLM_TOKENS
+        early = {"reason": ""}
+
+        def ending(text: str) -> bool:
+            # Checked when a phrase ends: a loop ("soft, cozy, soft") or a full budget ends the generation at once.
+            if not text.endswith(","):
+                return False
+            if is_repeating(text):
+                early["reason"] = "repeat"
+            elif count(text[:-1]) >= room:
+                early["reason"] = "budget"
+            return bool(early["reason"])
+
         result = self._generate(
             entry,
             rendered.text,
             seed=seed,
             sampling=sampling,
-            grammar=grammar_for(request.instruction),
+            grammar=grammar_for(request.instruction, request.style),
             stop=STOP_STRINGS,
             on_progress=on_progress,
             should_stop=should_stop,
+            should_end=ending,
         )
-        text = clean_output(result.text)
-        if result.finish_reason == "length" and ", " in text:
-            text = text.rsplit(", ", 1)[0]
+        raw = result.text
+        if (result.finish_reason == "length" or early["reason"]) and "," in raw:
+            raw = raw.rsplit(",", 1)[0]  # the last phrase may be cut: drop it, then deduplicate (a good one stays)
+        cleaned = clean_output(raw)
+        instructions, _ = build_messages(request, faithfulness=sampling.faithfulness, style=request.style)
+        text, dropped = filter_phrases(
+            cleaned,
+            instructions=" ".join([instructions, *(answer for _, answer in examples_for(request.style))]),
+            caption=request.caption,
+            user_words=plain_theme(request.user_prompt),
+            lines=f"{request.lines} {line_mood(request.lines)}",
+        )
+        if dropped["echo"] or dropped["chatter"] or dropped["leak"] or dropped["user"]:
+            logger.debug("InterStable: dropped from the LLM text: %s (%r)", dropped, cleaned)
+        if not text and (dropped["echo"] or dropped["chatter"]):
+            raise PromptError(
+                f"The LLM ({self.model_name}) repeated the instructions instead of writing a prompt: {cleaned[:120]!r}."
+            )
+        if not text and cleaned and dropped["user"]:
+            raise PromptError(f"The LLM ({self.model_name}) only repeated the user's prompt: {cleaned[:120]!r}.")
         if not text:
             raise PromptError(
                 f"The LLM ({self.model_name}) returned no usable text ({result.n_tokens} tokens: {result.text[:80]!r})."
@@ -241,46 +302,37 @@ class LlamaPromptWriter:
         stop: Sequence[str],
         on_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
+        should_end: Callable[[str], bool] | None = None,
     ) -> Completion:
         llama_seed = _llama_seed(seed)
         if should_stop is not None and should_stop():
             raise JobInterrupted("The prompt writing was cancelled before it started.")
         max_tokens = sampling.max_tokens
-        eff = sampling.effective()
-        state: dict[str, Any] = {"count": 0, "stopped": False, "error": None, "n_prompt": 0}
+        state: dict[str, Any] = {"count": 0, "stopped": False, "error": None}
 
-        def each_token(ids: Sequence[int], _logits: object) -> bool:
-            # llama-cpp-python calls this after each sampled token (with the ids before it) and once more after the
-            # loop; True ends the generation cleanly. Counting from the ids skips that last, repeated call.
-            if state["stopped"] or state["error"] is not None:
-                return True
-            n = len(ids) - state["n_prompt"] + 1
-            if n <= state["count"] or n > max_tokens:
-                return False
+        def each_token(n: int, text: str) -> bool:
             state["count"] = n
             try:
                 if on_progress is not None:
                     on_progress(n, max_tokens)
                 if should_stop is not None and should_stop():
                     state["stopped"] = True
+                elif should_end is not None and should_end(text):
+                    return True
             except BaseException as exc:  # re-raised below, after llama.cpp has stopped
                 state["error"] = exc
             return bool(state["stopped"] or state["error"] is not None)
 
-        kwargs = {
-            "max_tokens": max_tokens,
-            "temperature": eff.temperature,
-            "top_p": eff.top_p,
-            "top_k": eff.top_k,
-            "min_p": 0.05,
-            "repeat_penalty": eff.repeat_penalty,
+        call = {
             "seed": llama_seed,
-            "stop": list(stop),
+            "eff": sampling.effective(),
+            "max_tokens": max_tokens,
+            "grammar": grammar,
+            "stop": tuple(stop),
+            "on_token": each_token,
         }
         try:
-            out = self._complete_locked(
-                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=True
-            )
+            out = self._complete_locked(entry, prompt, state=state, call=call, allow_cpu_retry=True)
         except _GpuOutOfMemory as oom:
             logger.warning(
                 "InterStable: the GPU ran out of memory while %s wrote a prompt (n_gpu_layers=%s: %s); retrying once "
@@ -291,17 +343,13 @@ class LlamaPromptWriter:
                 oom.detail,
             )
             entry = reload_on_cpu(self._resolved, self._load, oom.entry)
-            state.update(count=0, stopped=False, error=None, n_prompt=0)
-            out = self._complete_locked(
-                entry, prompt, state=state, kwargs=kwargs, grammar=grammar, each_token=each_token, allow_cpu_retry=False
-            )
+            state.update(count=0, stopped=False, error=None)
+            out = self._complete_locked(entry, prompt, state=state, call=call, allow_cpu_retry=False)
         if state["error"] is not None:
             raise state["error"]
         if state["stopped"]:
             raise JobInterrupted(f"The prompt writing was cancelled after {state['count']} tokens.")
-        choice = out["choices"][0]
-        n_tokens = int(out.get("usage", {}).get("completion_tokens", state["count"]))
-        return Completion(str(choice["text"]), str(choice["finish_reason"] or "stop"), n_tokens)
+        return Completion(out.text, out.finish_reason, out.n_tokens)
 
     def _complete_locked(
         self,
@@ -309,43 +357,41 @@ class LlamaPromptWriter:
         prompt: str,
         *,
         state: dict[str, Any],
-        kwargs: dict[str, Any],
-        grammar: str | None,
-        each_token: Callable[[Sequence[int], object], bool],
+        call: dict[str, Any],
         allow_cpu_retry: bool,
-    ) -> dict[str, Any]:
-        """Run one ``create_completion`` with the model's lock held.
+    ) -> Generated:
+        """Run one generation with the model's lock held.
 
         Raises:
             _GpuOutOfMemory: GPU memory ran out and ``allow_cpu_retry`` is set (the caller retries on the CPU).
             ModelLoadError: Any other failure of llama.cpp.
         """
-        import llama_cpp
-
         entry = self._lock_live(entry)
         try:
             tokens = entry.tokenize(prompt)
-            state["n_prompt"] = len(tokens)
             n_ctx = entry.llm.n_ctx()
-            if len(tokens) + kwargs["max_tokens"] > n_ctx:
+            if len(tokens) + call["max_tokens"] > n_ctx:
                 raise ConfigError(
                     "n_ctx",
                     n_ctx,
-                    f"the prompt has {len(tokens)} tokens and max_tokens is {kwargs['max_tokens']}: raise n_ctx",
+                    f"the prompt has {len(tokens)} tokens and max_tokens is {call['max_tokens']}: raise n_ctx",
                 )
+            grammar = call["grammar"]
+            if grammar:
+                entry.grammar(grammar)  # checked once with llama.cpp's parser (an invalid grammar would crash)
             mark = log_mark()
-            # Bit-exact seeds: llama-cpp-python reuses the longest cached prefix of the last prompt and evaluates only
-            # the rest, and a prompt evaluated in other batch shapes gives other logits (the same request and seed
-            # then wrote another text warm than cold). Forgetting the cached tokens makes every call evaluate the
-            # whole prompt the same way, as a cold call does.
-            entry.llm.reset()
             try:
-                return entry.llm.create_completion(  # type: ignore[no-any-return]
+                # Bit-exact seeds: generate() evaluates the whole prompt from an empty context every time.
+                return generate(
+                    entry.llm,
                     tokens,
-                    **kwargs,
-                    grammar=entry.grammar(grammar) if grammar else None,
-                    logit_bias={entry.eos_id: float("-inf")} if self._ignore_eos else None,
-                    stopping_criteria=llama_cpp.StoppingCriteriaList([each_token]),
+                    eff=call["eff"],
+                    seed=call["seed"],
+                    max_tokens=call["max_tokens"],
+                    grammar=grammar,
+                    stop=call["stop"],
+                    banned=[entry.eos_id] if self._ignore_eos and entry.eos_id >= 0 else (),
+                    on_token=call["on_token"],
                 )
             except (RuntimeError, ValueError, MemoryError) as exc:
                 detail = log_problems_since(mark)

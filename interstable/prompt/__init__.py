@@ -12,8 +12,10 @@ How a prompt is made:
 3. A fixed GBNF grammar (:func:`phrase_grammar`) bounds the output to comma-separated phrases of plain words, so a
    preamble with a colon, quotes, markup, newlines or ``<think>`` blocks cannot be sampled at all.
 4. :func:`clean_output` removes whatever still slips through (any model, any grammar-free caller) and never raises.
-5. :func:`compose_prompt` cuts the LLM text at a comma to the CLIP token budget and re-attaches the user's prompt
-   verbatim, so the user's own syntax is never sent through the LLM and never damaged.
+5. :func:`filter_phrases` drops instruction echoes, chatter, leaked line descriptions and the user's own words;
+   :func:`compose_prompt` keeps LLM phrases while the whole final prompt (with the user's prompt re-attached
+   verbatim, so the user's own syntax is never sent through the LLM and never damaged) fits the token budget,
+   counted in real CLIP tokens where :func:`clip_token_counter` finds CLIP's merges file.
 
 Where it lives: the presets in :mod:`interstable.prompt.presets`, the settings in :mod:`interstable.prompt.settings`,
 the messages in :mod:`interstable.prompt.messages`, chat rendering (step 2) in :mod:`interstable.prompt.chat`, the
@@ -21,20 +23,46 @@ grammar (step 3) in :mod:`interstable.prompt.grammar`, cleaning (steps 1 and 4) 
 and the token budget (step 5) in :mod:`interstable.prompt.budget`. Their public names are re-exported here.
 """
 
-from interstable.prompt.budget import DEFAULT_BUDGET, TOKEN_BUDGETS, approx_clip_tokens, compose_prompt, fit_budget
-from interstable.prompt.chat import RenderedPrompt, render_chat, render_mistral
+from interstable.prompt.budget import (
+    DEFAULT_BUDGET,
+    MIN_LLM_TOKENS,
+    TOKEN_BUDGETS,
+    approx_clip_tokens,
+    compose_prompt,
+    fit_budget,
+)
+from interstable.prompt.chat import (
+    TEMPLATELESS_FORMATS,
+    RenderedPrompt,
+    render_chat,
+    render_mistral,
+    render_templateless,
+)
 from interstable.prompt.cleaning import MAX_FIELD_CHARS, clean_output, looks_like_refusal, plain_theme
-from interstable.prompt.grammar import GRAMMAR_WORD_LIMITS, grammar_for, phrase_grammar
-from interstable.prompt.messages import build_messages
-from interstable.prompt.presets import DEFAULT_PRESET, PRESETS, resolve_instruction
-from interstable.prompt.settings import EffectiveSampling, PromptRequest, SamplingSettings
+from interstable.prompt.clip_bpe import clip_token_counter
+from interstable.prompt.filters import filter_phrases, is_repeating, words_of
+from interstable.prompt.grammar import (
+    GRAMMAR_WORD_LIMITS,
+    MAX_WORD_CHARS,
+    grammar_for,
+    phrase_grammar,
+    sentence_grammar,
+)
+from interstable.prompt.messages import build_messages, examples_for, line_mood
+from interstable.prompt.presets import DEFAULT_PRESET, PRESETS, STYLE_RULES, resolve_instruction
+from interstable.prompt.settings import STYLE_KEYS, EffectiveSampling, PromptRequest, SamplingSettings
 
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_PRESET",
     "GRAMMAR_WORD_LIMITS",
     "MAX_FIELD_CHARS",
+    "MAX_WORD_CHARS",
+    "MIN_LLM_TOKENS",
     "PRESETS",
+    "STYLE_KEYS",
+    "STYLE_RULES",
+    "TEMPLATELESS_FORMATS",
     "TOKEN_BUDGETS",
     "EffectiveSampling",
     "PromptRequest",
@@ -43,13 +71,21 @@ __all__ = [
     "approx_clip_tokens",
     "build_messages",
     "clean_output",
+    "clip_token_counter",
     "compose_prompt",
+    "examples_for",
+    "filter_phrases",
     "fit_budget",
     "grammar_for",
+    "is_repeating",
+    "line_mood",
     "looks_like_refusal",
     "phrase_grammar",
     "plain_theme",
     "render_chat",
     "render_mistral",
+    "render_templateless",
     "resolve_instruction",
+    "sentence_grammar",
+    "words_of",
 ]

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Literal
 
 from interstable.errors import ConfigError
-from interstable.prompt.cleaning import clean_output
+from interstable.prompt.cleaning import clean_output, plain_theme
 
-__all__ = ["DEFAULT_BUDGET", "TOKEN_BUDGETS", "approx_clip_tokens", "compose_prompt", "fit_budget"]
+__all__ = ["DEFAULT_BUDGET", "MIN_LLM_TOKENS", "TOKEN_BUDGETS", "approx_clip_tokens", "compose_prompt", "fit_budget"]
 
 TOKEN_BUDGETS = (75, 150, 225)
-"""Selectable CLIP token budgets of the LLM text: one, two or three of the WebUI's 75-token chunks."""
+"""Selectable CLIP token budgets of the whole final prompt: one, two or three of the WebUI's 75-token chunks."""
 DEFAULT_BUDGET = 75
 
 _CLIP_PIECE = re.compile(r"'(?:s|t|re|ve|m|ll|d)\b|[^\W\d_]+|\d|_|[^\w\s]", re.I)
@@ -66,32 +66,11 @@ def fit_budget(text: str, *, budget: int, count_tokens: Callable[[str], int] = a
     return ", ".join(kept)
 
 
-def compose_prompt(
-    llm_text: str,
-    user_prompt: str,
-    *,
-    order: Literal["after", "before"] = "after",
-    budget: int = DEFAULT_BUDGET,
-    count_tokens: Callable[[str], int] = approx_clip_tokens,
-) -> str:
-    """Return the final prompt: the LLM text cut to ``budget`` tokens, and the user's prompt exactly as written.
+MIN_LLM_TOKENS = 8
+"""When the user's own prompt leaves fewer tokens than this for the LLM text, the budget grows by 75-token chunks."""
 
-    Args:
-        llm_text: The LLM's text (cleaned again here; cleaning is idempotent).
-        user_prompt: The user's prompt; re-attached verbatim with its LoRA tags, weights, ``BREAK``, ``AND``...
-        order: ``"after"``: LLM text, then the user's prompt; ``"before"``: the user's prompt first.
-        budget: CLIP token budget of the LLM part (normally one of :data:`TOKEN_BUDGETS`).
-        count_tokens: Counts CLIP tokens; the WebUI's tokenizer in the host, :func:`approx_clip_tokens` elsewhere.
 
-    Returns:
-        ``"{llm}, {user}"`` or ``"{user}, {llm}"``; just one of them when the other is empty. When the user's prompt
-        comes first and its last line holds a ``#`` (a comment to the WebUI), the LLM text starts on a new line so
-        that it is not commented out.
-    """
-    if order not in ("after", "before"):
-        raise ConfigError("order", order, 'use "after" (user prompt after the LLM text) or "before"')
-    llm_part = fit_budget(clean_output(llm_text), budget=budget, count_tokens=count_tokens)
-    user = user_prompt if isinstance(user_prompt, str) else ""
+def _join(llm_part: str, user: str, order: str) -> str:
     if not user.strip():
         return llm_part
     if not llm_part:
@@ -102,3 +81,55 @@ def compose_prompt(
     if "#" in last_line:
         return f"{user}\n, {llm_part}"
     return f"{user}{' ' if user.rstrip().endswith(',') else ', '}{llm_part}"
+
+
+def compose_prompt(
+    llm_text: str,
+    user_prompt: str,
+    *,
+    order: Literal["after", "before"] = "after",
+    budget: int = DEFAULT_BUDGET,
+    count_tokens: Callable[[str], int] = approx_clip_tokens,
+) -> str:
+    """Return the final prompt: the LLM text and the user's prompt exactly as written, together within ``budget``.
+
+    The whole final prompt fits ``budget`` tokens as ``count_tokens`` counts them: LLM phrases are kept in order
+    while the composed prompt fits. The user's prompt is never cut; when it leaves fewer than
+    :data:`MIN_LLM_TOKENS` tokens, the budget grows to the next multiple of 75 that leaves them. LLM phrases that
+    are one of the user's own phrases are dropped (the user's prompt already says them).
+
+    Args:
+        llm_text: The LLM's text (cleaned again here; cleaning is idempotent).
+        user_prompt: The user's prompt; re-attached verbatim with its LoRA tags, weights, ``BREAK``, ``AND``...
+        order: ``"after"``: LLM text, then the user's prompt; ``"before"``: the user's prompt first.
+        budget: Token budget of the whole prompt (normally one of :data:`TOKEN_BUDGETS`).
+        count_tokens: Counts CLIP tokens; the WebUI's tokenizer in the host, real CLIP BPE or
+            :func:`approx_clip_tokens` elsewhere.
+
+    Returns:
+        ``"{llm}, {user}"`` or ``"{user}, {llm}"``; just one of them when the other is empty. When the user's prompt
+        comes first and its last line holds a ``#`` (a comment to the WebUI), the LLM text starts on a new line so
+        that it is not commented out.
+    """
+    if order not in ("after", "before"):
+        raise ConfigError("order", order, 'use "after" (user prompt after the LLM text) or "before"')
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError("budget", budget, f"use a positive number of tokens, normally one of {TOKEN_BUDGETS}")
+    user = user_prompt if isinstance(user_prompt, str) else ""
+    own = {p.casefold() for p in plain_theme(user).split(", ")} if user.strip() else set()
+    phrases = [p for p in clean_output(llm_text).split(", ") if p and p.casefold() not in own]
+    if user.strip():
+        need = count_tokens(user) + 1 + MIN_LLM_TOKENS
+        if need > budget:
+            budget = -(-need // 75) * 75
+    kept: list[str] = []
+    for phrase in phrases:
+        if count_tokens(_join(", ".join([*kept, phrase]), user, order)) > budget:
+            break
+        kept.append(phrase)
+    if not kept and phrases:  # even the first phrase is too long: cut it at a word boundary
+        words = phrases[0].split()
+        while words and count_tokens(_join(" ".join(words), user, order)) > budget:
+            words.pop()
+        kept = [" ".join(words)] if words else []
+    return _join(", ".join(kept), user, order)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PRESET", "FORMAT_RULES", "PRESETS", "resolve_instruction"]
+__all__ = ["DEFAULT_PRESET", "FORMAT_RULES", "PRESETS", "STYLE_RULES", "resolve_instruction"]
 
 FORMAT_RULES = (
     "Answer with the prompt only: one line of short phrases separated by commas. "
     "No sentences, no explanations, no quotes, no lists, no weights, no hashtags."
 )
+STYLE_RULES: dict[str, str] = {
+    "tags": FORMAT_RULES,
+    "danbooru": (
+        "Answer with lowercase Danbooru tags only, separated by commas: the count tag first (1girl, 1boy, no "
+        "humans), then subject, features, clothing, pose, setting. No sentences, no explanations."
+    ),
+    "natural": (
+        "Answer with the prompt only: two or three plain English sentences describing the picture. No lists, "
+        "no weights, no explanations."
+    ),
+}
+"""The answer format per prompt style (appended to the instructions)."""
 
 PRESETS: dict[str, str] = {
     "Enrich": (

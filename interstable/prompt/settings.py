@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from interstable.errors import ConfigError
 from interstable.prompt.budget import DEFAULT_BUDGET, TOKEN_BUDGETS
 
-__all__ = ["EffectiveSampling", "PromptRequest", "SamplingSettings"]
+__all__ = ["STYLE_KEYS", "EffectiveSampling", "PromptRequest", "SamplingSettings"]
+
+STYLE_KEYS = ("tags", "danbooru", "natural")
+"""The prompt styles a :class:`PromptRequest` can ask for."""
 
 
 def _number(field: str, value: object, low: float, high: float, *, integer: bool = False) -> float | int:
@@ -50,7 +53,8 @@ class SamplingSettings:
         top_p: 0..1 (0.95).
         top_k: 0..200 (40); 0 disables it.
         repeat_penalty: 1..2 (1.1); 1 disables it.
-        budget: CLIP token budget of the LLM text, one of 75, 150, 225 (75); used by :func:`compose_prompt`.
+        budget: Token budget of the whole final prompt, one of 75, 150, 225 (75); generation stops when the LLM
+            text fills what the user's prompt leaves, and :func:`compose_prompt` fits the final prompt exactly.
     """
 
     creativity: float = 0.5
@@ -103,14 +107,19 @@ class PromptRequest:
         user_prompt: The user's prompt as written; only its plain words (:func:`plain_theme`) reach the LLM.
         lines: A short description of the drawn lines, or "".
         instruction: The instruction text, a :data:`PRESETS` name, or "" for the default preset.
+        style: The prompt style written: ``"tags"`` (SD1.5/SDXL), ``"danbooru"`` (anime checkpoints) or
+            ``"natural"`` (sentences, for Flux and SD3); it picks the instructions, the examples and the grammar.
     """
 
     caption: str = ""
     user_prompt: str = ""
     lines: str = ""
     instruction: str = ""
+    style: str = "tags"
 
     def __post_init__(self) -> None:
         for field in ("caption", "user_prompt", "lines", "instruction"):
             if not isinstance(getattr(self, field), str):
                 raise ConfigError(field, getattr(self, field), "use a string")
+        if self.style not in STYLE_KEYS:
+            raise ConfigError("style", self.style, f"use one of {', '.join(STYLE_KEYS)}")

@@ -27,6 +27,7 @@ from interstable.prompt import (  # noqa: E402
     PRESETS,
     PromptRequest,
     SamplingSettings,
+    examples_for,
     phrase_grammar,
 )
 from interstable.tinymodels import MISTRAL_TEMPLATE, write_tiny_llama  # noqa: E402
@@ -45,10 +46,11 @@ INSTRUCTIONS = (
 )
 MESSAGE = (
     "Image description: a cat on a sofa\nTheme and style wishes: oil painting, night\n"
-    "Lines drawn over the picture: twelve thin black curves"
+    "Mood: flowing energy, dark accents"
 )
+((EXAMPLE_USER, EXAMPLE_ANSWER),) = examples_for("tags")
 RAW_PROMPT = "<s>[INST] Write a prompt [/INST]"
-WORD = r"[a-zA-Z0-9][a-zA-Z0-9'-]*"
+WORD = r"[0-9]{0,3}[a-zA-Z][a-zA-Z0-9'-]{0,14}"
 # Sampling wide open (no top-k, no top-p): the tiny model's rare syntax pieces do get sampled.
 WIDE = SamplingSettings(use_raw=True, temperature=1.0, top_p=1.0, top_k=0, max_tokens=60)
 SYNTAX = re.compile(r"[#()\[\]{}<>|:\\\"\n]|\bAND\b|\bBREAK\b")
@@ -84,13 +86,9 @@ def test_llama_cpp_mistral_format_drops_the_system_message():
 
 def test_mistral_prompt_is_pinned(tiny_mistral):
     rendered = writer(tiny_mistral).render(REQUEST)
-    expected = (
-        "<s>[INST] "
-        + INSTRUCTIONS.format(faithful="Keep the main subject of the image description.")
-        + "\n\n"
-        + MESSAGE
-        + " [/INST]"
-    )
+    instructions = INSTRUCTIONS.format(faithful="Keep the main subject of the image description.")
+    # The few-shot turn as the GGUF's (llama-cpp-python's) Mistral template renders it: no space after [/INST].
+    expected = f"<s>[INST] {instructions}\n\n{EXAMPLE_USER} [/INST]{EXAMPLE_ANSWER}</s> [INST] {MESSAGE} [/INST]"
     assert rendered.text == expected
     assert not rendered.system_role
 
@@ -102,6 +100,10 @@ def test_chatml_prompt_uses_the_system_role(tiny_chatml):
         "<s><|im_start|>system\n"
         + INSTRUCTIONS.format(faithful=faithful)
         + "<|im_end|>\n<|im_start|>user\n"
+        + EXAMPLE_USER
+        + "<|im_end|>\n<|im_start|>assistant\n"
+        + EXAMPLE_ANSWER
+        + "<|im_end|>\n<|im_start|>user\n"
         + MESSAGE
         + "<|im_end|>\n<|im_start|>assistant\n"
     )
@@ -112,8 +114,10 @@ def test_chatml_prompt_uses_the_system_role(tiny_chatml):
 def test_gguf_without_template_uses_the_builtin_mistral_format(tmp_path, tiny_mistral):
     bare = write_tiny_llama(tmp_path / "no-template.gguf", template=None)
     rendered = writer(bare).render(REQUEST)
-    assert rendered.source == "mistral"
-    assert rendered.text == writer(tiny_mistral).render(REQUEST).text
+    assert rendered.source == "mistral"  # its own [INST] tokens say so
+    instructions = INSTRUCTIONS.format(faithful="Keep the main subject of the image description.")
+    expected = f"<s>[INST] {instructions}\n\n{EXAMPLE_USER} [/INST] {EXAMPLE_ANSWER}</s>[INST] {MESSAGE} [/INST]"
+    assert rendered.text == expected
 
 
 def test_prompt_tokens_start_with_a_single_bos(tiny_mistral, tiny_chatml):
@@ -181,7 +185,7 @@ def test_grammar_bounds_the_output(tiny_endless, max_words):
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_writes_within_its_grammar(tiny_mistral, preset):
     text = writer(tiny_mistral).write(PromptRequest(caption="a castle", instruction=preset), seed=3)
-    limit = 4 if preset == "Anime tags" else 8
+    limit = 4 if preset == "Anime tags" else 12
     assert text
     assert all(1 <= len(p.split()) <= limit for p in text.split(", ")), text
 
@@ -238,9 +242,11 @@ def test_a_failing_callback_propagates_unchanged(tiny_endless):
     assert w.write(REQUEST, seed=2)
 
 
-def test_letterless_output_raises_prompt_error(tiny_digits):
-    with pytest.raises(PromptError, match="no usable text"):
-        writer(tiny_digits).write(REQUEST, seed=1)
+def test_a_model_that_wants_only_digits_still_writes_words_with_letters(tiny_digits):
+    # The grammar's words need a letter: "0000" cannot be sampled, so the job does not fail on letterless text.
+    text = writer(tiny_digits).write(REQUEST, seed=1)
+    assert text
+    assert all(any(ch.isalpha() for ch in word) for word in text.replace(",", " ").split()), text
 
 
 def test_context_too_small_is_a_config_error(tiny_mistral):

@@ -29,6 +29,7 @@ from interstable.prompt import (
     render_chat,
     render_mistral,
     resolve_instruction,
+    sentence_grammar,
 )
 from interstable.tinymodels import CHATML_TEMPLATE, MISTRAL_TEMPLATE
 
@@ -165,8 +166,7 @@ def test_message_holds_plain_words_only():
     )
     _, message = build_messages(request)
     assert message == (
-        "Image description: a cat on a sofa\nTheme and style wishes: oil painting, night\n"
-        "Lines drawn over the picture: twelve thin curves"
+        "Image description: a cat on a sofa\nTheme and style wishes: oil painting, night\nMood: flowing energy"
     )
 
 
@@ -230,15 +230,16 @@ def test_template_cannot_reach_python_internals():
 
 
 def test_phrase_grammar_is_pinned():
-    assert phrase_grammar(8) == (
+    assert phrase_grammar(12) == (
         'root ::= " "? phrase ("," " "? phrase)*\n'
-        'phrase ::= word (" " word){0,7}\n'
-        "word ::= [a-zA-Z0-9] [a-zA-Z0-9'-]*\n"
+        'phrase ::= word (" " word){0,11}\n'
+        "word ::= [0-9]{0,3} [a-zA-Z] [a-zA-Z0-9'-]{0,14}\n"
     )
     assert "{0,3}" in phrase_grammar(4)
+    assert "word ::= [0-9]{0,3} [a-z] [a-z0-9'-]{0,14}" in phrase_grammar(4, lowercase=True)
 
 
-@pytest.mark.parametrize("max_words", [0, 5, 100, True, "8"])
+@pytest.mark.parametrize("max_words", [0, 5, 8, 100, True, "12"])
 def test_phrase_grammar_builds_only_tested_variants(max_words):
     with pytest.raises(ConfigError, match="max_words"):
         phrase_grammar(max_words)
@@ -247,7 +248,9 @@ def test_phrase_grammar_builds_only_tested_variants(max_words):
 def test_grammar_for_presets():
     assert grammar_for("Anime tags") == phrase_grammar(4)
     assert grammar_for(PRESETS["Anime tags"]) == phrase_grammar(4)
-    assert grammar_for("") == grammar_for("Reimagine") == grammar_for("my own words") == phrase_grammar(8)
+    assert grammar_for("") == grammar_for("Reimagine") == grammar_for("my own words") == phrase_grammar(12)
+    assert grammar_for("", "danbooru") == phrase_grammar(4, lowercase=True)
+    assert grammar_for("", "natural") == sentence_grammar()
 
 
 # --- cleaning -----------------------------------------------------------------------------------------------------
@@ -403,14 +406,27 @@ def test_compose_prompt(llm, user, order, expected):
     assert compose_prompt(llm, user, order=order, budget=75, count_tokens=approx_clip_tokens) == expected
 
 
-def test_compose_prompt_budget_applies_to_the_llm_part_only():
+def test_compose_prompt_budget_applies_to_the_whole_prompt():
     llm = ", ".join(f"phrase{i} word" for i in range(60))
     result = compose_prompt(llm, USER, order="after", budget=75, count_tokens=approx_clip_tokens)
     llm_part = result.removesuffix(f", {USER}")
     assert result.endswith(USER)
-    assert approx_clip_tokens(llm_part) <= 75
-    assert approx_clip_tokens(llm_part + ", phrase99 word") > 75
+    assert approx_clip_tokens(result) <= 75
+    assert approx_clip_tokens(f"{llm_part}, phrase99 word, {USER}") > 75
     assert llm.startswith(llm_part)
+
+
+def test_a_user_prompt_that_fills_the_budget_grows_it_by_a_chunk():
+    user = ", ".join(f"mine{i}" for i in range(22))  # 80 estimated tokens: over one 75-token chunk alone
+    result = compose_prompt("red cat, blue sky, green hill", user, budget=75, count_tokens=approx_clip_tokens)
+    assert result.endswith(user)
+    assert result.startswith("red cat")
+    assert approx_clip_tokens(result) <= 150
+
+
+def test_llm_phrases_that_the_user_prompt_already_has_are_dropped():
+    result = compose_prompt("cat, Oil Painting, sofa", "(oil painting:1.2)", budget=75)
+    assert result == "cat, sofa, (oil painting:1.2)"
 
 
 def test_compose_prompt_uses_the_injected_tokenizer():
@@ -420,7 +436,7 @@ def test_compose_prompt_uses_the_injected_tokenizer():
         seen.append(text)
         return len(text)
 
-    assert compose_prompt("aaaa, bbbb, cccc", "u", order="after", budget=10, count_tokens=count) == "aaaa, bbbb, u"
+    assert compose_prompt("aaaa, bbbb, cccc", "u", order="after", budget=13, count_tokens=count) == "aaaa, bbbb, u"
     assert seen
 
 
@@ -434,7 +450,7 @@ def test_compose_prompt_validates(kwargs, field):
 @given(st.text(), st.text(), st.sampled_from(["after", "before"]))
 def test_user_prompt_is_always_reattached_verbatim(llm, user, order):
     result = compose_prompt(llm, user, order=order, budget=75)
-    llm_part = compose_prompt(llm, "", order=order, budget=75)
+    llm_part = result.removesuffix(user).rstrip(" ,") if order == "after" else result.removeprefix(user).lstrip("\n ,")
     assert not FORBIDDEN.search(llm_part)
     if not user.strip():
         assert result == llm_part
