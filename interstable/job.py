@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from interstable.args import JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings, caption_image, image_key
@@ -196,6 +196,20 @@ def describe_lines(count: int, config: JobConfig) -> str:
     return f"{count} {_STYLE_WORDS[config.line_style]} {noun} in {_COLOUR_WORDS[config.line_color]}"
 
 
+def write_with_retry(writer: Any, request: PromptRequest, *, seed: int, **kwargs: Any) -> str:
+    """Write a prompt; an unusable answer (:class:`PromptError`: empty, letterless, an echo, a refusal) is retried
+    once with a seed derived from ``seed`` before the failure policy applies (the same seed retries the same way,
+    so the result stays reproducible)."""
+    try:
+        return writer.write(request, seed=seed, **kwargs)
+    except PromptError as first:
+        logger.info("InterStable: unusable LLM answer (%s); retrying once with a derived seed", first)
+        try:
+            return writer.write(request, seed=derive_seed(seed, "llm-retry"), **kwargs)
+        except PromptError as second:
+            raise PromptError(f"{second} (also after one retry with another seed; first answer: {first})") from first
+
+
 def run_pipeline(
     inputs: Sequence[ImageInput],
     config: JobConfig,
@@ -369,7 +383,8 @@ class _Job:
                 group = range(start, min(start + size, count))
                 self.hooks.stage(f"InterStable: writing prompt {start // size + 1}/{-(-count // size)}")
                 try:
-                    text = writer.write(
+                    text = write_with_retry(
+                        writer,
                         self.request(lined[start], captions[start], users[start]),
                         seed=llm_seeds[start],
                         sampling=sampling_settings(self.config),

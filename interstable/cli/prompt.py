@@ -25,7 +25,7 @@ from interstable.cli.caption import add_caption_arguments, build_captioner, open
 from interstable.cli.models import add_models_dir_argument, models_dir
 from interstable.errors import ConfigError, ModelNotFoundError
 from interstable.llm.models import DEFAULT_FILE, resolve_model
-from interstable.prompt import PRESETS, TOKEN_BUDGETS, approx_clip_tokens
+from interstable.prompt import PRESETS, TOKEN_BUDGETS, approx_clip_tokens, clip_token_counter
 from interstable.seeds import SEED_MAX
 
 logger = logging.getLogger("interstable")
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             captioner=captioner,
             open_writer=open_writer,
             close_writer=lambda writer: writer.close(),
-            count_tokens=approx_clip_tokens,
+            count_tokens=clip_token_counter() or approx_clip_tokens,
             cache=CaptionCache(0),
         )
         start = time.perf_counter()
@@ -284,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
             "backend": backend,
             "budget": args.budget,
             "approx_clip_tokens": approx_clip_tokens(outcome.prompt),
+            "clip_tokens": (clip_token_counter() or approx_clip_tokens)(outcome.prompt),
             "seconds": round(seconds, 3),
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -7,6 +7,7 @@ The whole picture (cache keys, GPU memory, errors) is in :mod:`interstable.llm`'
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,27 @@ def _auto_gpu_layers(info: GGUFInfo) -> int:
     return layers
 
 
+def physical_cores() -> int:
+    """The physical CPU cores this process may use (llama-cpp-python's default is half the logical CPUs, which on a
+    machine without SMT leaves half the cores idle)."""
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False) or logical
+    except ImportError:
+        cores = logical
+    return max(1, min(cores, logical))
+
+
 def _new_llama(llama_cpp: Any, path: Path, load: LoadSettings, n_gpu_layers: int) -> Any:
+    threads = load.n_threads or physical_cores()
     return llama_cpp.Llama(
         model_path=str(path),
         n_gpu_layers=n_gpu_layers,
         n_ctx=load.n_ctx,
-        n_threads=load.n_threads,
-        n_threads_batch=load.n_threads_batch,
+        n_threads=threads,
+        n_threads_batch=load.n_threads_batch or max(threads, os.cpu_count() or 1),
         verbose=False,
     )
 

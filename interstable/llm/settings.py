@@ -41,7 +41,7 @@ class LoadSettings:
         n_gpu_layers: 0 = CPU, -1 = all layers on the GPU, n = that many, or ``"auto"`` (from free VRAM; see
             :func:`choose_gpu_layers`).
         n_ctx: Context length in tokens (256..131072).
-        n_threads: Generation threads (None: llama-cpp-python's default, half the CPUs).
+        n_threads: Generation threads (None: all physical cores; llama-cpp-python alone would use half the CPUs).
         n_threads_batch: Prompt evaluation threads (None: all CPUs).
     """
 

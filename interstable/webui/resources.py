@@ -21,7 +21,7 @@ from interstable.args import NO_MODEL, JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings
 from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError
 from interstable.job import Resources, caption_settings
-from interstable.prompt import approx_clip_tokens
+from interstable.prompt import approx_clip_tokens, clip_token_counter
 from interstable.webui.hooks import HostHooks
 from interstable.webui.memory import GpuTimeShare
 from interstable.webui.settings import LLM_BACKENDS, UNLOAD_POLICIES, Settings
@@ -142,8 +142,8 @@ def host_token_counter() -> Callable[[str], int]:
     from modules import shared
 
     tokenize = getattr(getattr(getattr(shared, "sd_model", None), "cond_stage_model", None), "tokenize", None)
-    if not callable(tokenize):
-        return approx_clip_tokens
+    if not callable(tokenize):  # SDXL: the same CLIP BPE, counted without the host
+        return clip_token_counter() or approx_clip_tokens
 
     def count(text: str) -> int:
         try:
