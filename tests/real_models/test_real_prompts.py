@@ -103,7 +103,8 @@ def test_cli_prompt_keeps_the_user_syntax_verbatim_and_reproduces_in_a_new_proce
     here = _cli_prompt(real_gguf, image, 42, capsys=capsys)
     assert here["llm_text"].strip()
     assert USER in here["prompt"]
-    assert here["prompt"].count("oil painting") == 1 + here["llm_text"].count("oil painting")
+    assert here["prompt"].count("oil painting") == 1  # the user's words are not written twice
+    assert clip_tokens(here["prompt"]) <= here["budget"]  # the whole final prompt, not only the LLM part
     assert not any(token in here["prompt"] for token in SPECIAL)
     assert clip_tokens(here["llm_text"]) <= here["budget"]
     elsewhere = _cli_prompt(real_gguf, image, 42)
