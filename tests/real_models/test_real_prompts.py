@@ -13,7 +13,7 @@ from PIL import Image
 
 from interstable.cli import main
 from interstable.llm import LlamaPromptWriter, LoadSettings, close_all
-from interstable.prompt import PromptRequest, SamplingSettings, build_messages
+from interstable.prompt import PromptRequest, SamplingSettings, build_messages, examples_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOAD = LoadSettings(n_ctx=2048, n_threads=2, n_threads_batch=2, n_gpu_layers=0)
@@ -46,9 +46,15 @@ def test_chat_template_renders_like_llama_cpp_python_token_for_token(real_gguf):
     ours = writer.render(request)
     assert ours.source == "template"
     instructions, message = build_messages(request)
-    roles = [{"role": "system", "content": instructions}, {"role": "user", "content": message}]
+    shots = [
+        m
+        for u, a in examples_for("tags")
+        for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})
+    ]
+    roles = [{"role": "system", "content": instructions}, *shots, {"role": "user", "content": message}]
     if not ours.system_role:
-        roles = [{"role": "user", "content": f"{instructions}\n\n{message}"}]
+        first = [{**shots[0], "content": f"{instructions}\n\n{shots[0]['content']}"}]
+        roles = [*first, *shots[1:], {"role": "user", "content": message}]
     theirs = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=roles)
     their_tokens = llama.tokenize(theirs.prompt.encode(), add_bos=not theirs.added_special, special=True)
     our_tokens = writer.prompt_tokens(request)
