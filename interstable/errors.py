@@ -7,6 +7,7 @@ how to fix it. Errors are never written into a prompt, a caption or an image.
 
     InterStableError
     ├── ConfigError            a parameter or script argument is out of range or of the wrong type (also ValueError)
+    │   └── SettingError           ... of the server's own setup (a WebUI setting, a folder): not the caller's to fix
     ├── InputImageError        the init image or mask cannot be used (also ValueError)
     ├── ModelError             an LLM or captioning model problem
     │   ├── ModelNotFoundError     the file or name does not exist (also FileNotFoundError)
@@ -28,6 +29,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "PromptError",
+    "SettingError",
 ]
 
 
@@ -61,6 +63,14 @@ def _shown(value: object) -> str:
     if len(text) > _SHOWN_CHARS:
         text = f"{text[: _SHOWN_CHARS - 30]}... ({len(text):,} characters)"
     return text
+
+
+class SettingError(ConfigError):
+    """A server-side setting (Settings -> InterStable, a command-line flag, a models folder) is wrong.
+
+    Raised where the value comes from the server's setup rather than the request: an API caller cannot fix it, so
+    the WebUI routes answer 409 (the setup is in the way), not 422.
+    """
 
 
 class InputImageError(InterStableError, ValueError):

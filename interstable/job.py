@@ -89,6 +89,9 @@ class Hooks:
     def stage(self, text: str) -> None:
         """A stage or step starts; ``text`` is a short description for the progress bar."""
 
+    def item(self, done: int, count: int) -> None:
+        """Inside a counted stage (captions, prompts), ``done`` of its ``count`` items are finished."""
+
     def stage_done(self) -> None:
         """A counted stage (lines, captions, prompts) ended."""
 
@@ -98,6 +101,13 @@ class Hooks:
     def should_stop(self) -> bool:
         """True when the user pressed Interrupt or Skip."""
         return False
+
+    def skip_requested(self) -> bool:
+        """True when the stop is a Skip: the current item is skipped and the job goes on (Interrupt ends it)."""
+        return False
+
+    def clear_skip(self) -> None:
+        """The Skip was honoured; the next item runs."""
 
     def preview(self, image: Image.Image) -> None:
         """Show ``image`` as the live preview."""
@@ -292,8 +302,19 @@ class _Job:
         self.failures = [[] for _ in self.inputs]
 
     def check(self) -> None:
-        if self.hooks.should_stop():
+        """Raise on Interrupt; a Skip is left to the item it stops (the next caption or prompt)."""
+        if self.hooks.should_stop() and not self.hooks.skip_requested():
             raise JobInterrupted("interrupted by the user")
+
+    def skipped(self, stage: str, indexes: Sequence[int]) -> bool:
+        """Whether a stop inside ``stage`` was a Skip; if so it is recorded for ``indexes`` and the job goes on."""
+        if not self.hooks.skip_requested() or not self.hooks.should_stop():
+            return False
+        self.hooks.clear_skip()
+        logger.info("InterStable: %s skipped by the user; the job goes on", stage)
+        for i in indexes:
+            self.failures[i].append(f"{stage}: skipped by the user")
+        return True
 
     def fail(self, stage: str, exc: Exception, indexes: Sequence[int]) -> None:
         if self.policy == "error":
@@ -334,6 +355,7 @@ class _Job:
             for i, item in enumerate(self.inputs):
                 self.check()
                 self.hooks.stage(f"InterStable: captioning {i + 1}/{count}")
+                self.hooks.item(i, count)
                 if self.config.caption_source == "lined":
                     source, key = lined[i].image, None
                 else:
@@ -352,6 +374,10 @@ class _Job:
                     )
                 except (CaptionError, ModelError) as exc:
                     self.fail("caption", exc, [i])
+                    continue
+                except JobInterrupted:
+                    if not self.skipped("caption", [i]):
+                        raise
                     continue
                 captions[i], cached[i] = result.text, result.cached
         finally:
@@ -381,7 +407,9 @@ class _Job:
             for start in range(0, count, size):
                 self.check()
                 group = range(start, min(start + size, count))
-                self.hooks.stage(f"InterStable: writing prompt {start // size + 1}/{-(-count // size)}")
+                number, total = start // size, -(-count // size)
+                self.hooks.stage(f"InterStable: writing prompt {number + 1}/{total}")
+                self.hooks.item(number, total)
                 try:
                     text = write_with_retry(
                         writer,
@@ -393,6 +421,10 @@ class _Job:
                     )
                 except (PromptError, ModelError) as exc:
                     self.fail("LLM", exc, group)
+                    continue
+                except JobInterrupted:
+                    if not self.skipped("LLM", group):
+                        raise
                     continue
                 for i in group:
                     texts[i] = text

@@ -15,7 +15,7 @@ def _range_text(arg: Arg) -> str:
     if arg.kind == "choice":
         return ", ".join(f"`{c.label}`" for c in arg.choices)
     if arg.kind == "bool":
-        return "`true`, `false`"
+        return '`true`, `false` (also `1`, `0`, `"true"`, `"false"`)'
     if arg.kind == "model":
         return "a file name from `GET /interstable/v1/models`, `(default)` or `(none)`"
     return f"text, up to {TEXT_MAX_CHARS} characters"

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from interstable.errors import ConfigError, ModelLoadError, ModelNotFoundError
+from interstable.errors import ConfigError, ModelLoadError, ModelNotFoundError, SettingError
 from interstable.llm.download import (
     DEFAULT_FILE,
     DEFAULT_REPO,
@@ -113,7 +113,7 @@ def list_models(folder: Path) -> list[ModelInfo]:
     if not folder.exists():
         return []
     if not folder.is_dir():
-        raise ConfigError("models folder", str(folder), "give a folder that holds .gguf files")
+        raise SettingError("models folder", str(folder), "give a folder that holds .gguf files")
     candidates = [*folder.glob("*.gguf"), *folder.glob("*/*.gguf")]
     found = []
     for path in candidates:

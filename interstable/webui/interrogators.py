@@ -49,6 +49,9 @@ STATE_FIELDS = (
     "stopping_generation",
     "time_start",
     "job_timestamp",
+    "current_image",
+    "id_live_preview",
+    "current_image_sampling_step",
 )
 """The ``shared.state`` fields that ``state.begin()``/``end()`` overwrite and that are restored afterwards."""
 _FLAGS = ("interrupted", "skipped", "stopping_generation")

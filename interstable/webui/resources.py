@@ -19,7 +19,7 @@ from typing import Any
 
 from interstable.args import NO_MODEL, JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings
-from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError
+from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError, SettingError
 from interstable.job import Resources, caption_settings
 from interstable.prompt import approx_clip_tokens, clip_token_counter
 from interstable.webui.hooks import HostHooks
@@ -204,7 +204,7 @@ def gpu_layers(text: str) -> int | str:
     except ValueError:
         number = -2
     if number < -1:
-        raise ConfigError(
+        raise SettingError(
             "LLM GPU layers (Settings -> InterStable, or --interstable-gpu-layers)",
             text,
             "use auto, 0 (CPU only), -1 (all layers) or a number of layers",

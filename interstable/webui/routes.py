@@ -19,7 +19,16 @@ import secrets
 from typing import Any
 
 from interstable import __version__
-from interstable.errors import ConfigError, InputImageError, InterStableError, JobInterrupted, ModelError
+from interstable.errors import (
+    CaptionError,
+    ConfigError,
+    InputImageError,
+    InterStableError,
+    JobInterrupted,
+    ModelError,
+    PromptError,
+    SettingError,
+)
 
 logger = logging.getLogger("interstable")
 
@@ -196,11 +205,16 @@ def preview(image_b64: str, script_args: list, *, prompt: str, seed: int, mask_b
 
 
 def http_status(exc: Exception) -> int:
-    """The HTTP status for an error: 422 bad input, 409 a model that is missing or cannot load, else 500."""
+    """The HTTP status for an error, the same on every route and on ``/sdapi/v1/img2img``.
+
+    422: the caller's mistake (a script argument, an image). 409: the server's models, backends or setup are in the
+    way (a model missing or failing to load, the interrogator failing, the LLM refusing or writing nothing, a bad
+    server-side setting, an interrupt). 500: anything else, our own bug.
+    """
+    if isinstance(exc, (SettingError, ModelError, CaptionError, PromptError, JobInterrupted)):
+        return 409
     if isinstance(exc, (ConfigError, InputImageError)):
         return 422
-    if isinstance(exc, (ModelError, JobInterrupted)):
-        return 409
     return 500
 
 

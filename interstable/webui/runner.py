@@ -8,6 +8,7 @@ infotexts, seeds and prompts line up (HOST_CONTRACT.md 10.5).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,7 @@ def run_job(p: Any, config: JobConfig) -> Any:
     settings = settings_module.read()
     layout = _layout(p, config)
     inputs = _inputs(p, config, layout)
-    shared.state.job_count = len(layout.groups) + 2  # captions, prompts, then each sampling call
+    _count_jobs(shared.state, len(layout.groups) + 2)  # captions, prompts, then each sampling call
     job = _Run(p, config, settings, layout, job_resources.prepare(config, settings), _per_image(p.prompt, len(inputs)))
     try:
         outcomes = job.prepare(inputs)
@@ -161,6 +162,44 @@ def run_job(p: Any, config: JobConfig) -> Any:
         job.models.finish()
         return job.empty()
     return job.sample(outcomes)
+
+
+_BATCH_JOB = re.compile(r"(\d+) out of (\d+)")
+"""``state.job`` while img2img's Batch tab runs the script once per file (``modules/img2img.py: process_batch``)."""
+
+
+def _batch_files(state: Any) -> tuple[int, bool]:
+    """How many files the job stands for and whether this run is the first of them.
+
+    Under img2img's Batch tab the host sets ``job_count`` to files x n_iter and runs this script once per file
+    (``state.job`` is "i out of n"); otherwise the job is one file.
+    """
+    batch = _BATCH_JOB.fullmatch(str(getattr(state, "job", "") or ""))
+    return (1, True) if batch is None else (int(batch.group(2)), batch.group(1) == "1")
+
+
+def _count_jobs(state: Any, units: int) -> None:
+    """Set the host's job count: one unit per counted stage and per ``process_images`` call, so that the progress
+    (``job_no/job_count`` plus the current unit's steps) only grows from the first stage to the last image; under
+    the Batch tab the first file sets it for all files and the later ones leave it."""
+    files, first = _batch_files(state)
+    if first:
+        state.job_count = files * units
+
+
+def _console_total(p: Any, calls: int) -> None:
+    """The console's "Total progress" bar counts sampling steps of ``job_count`` jobs; ours has two that are not
+    sampling, so tell it the real total: each call runs ``t_enc + 1`` steps (``sd_samplers_common.setup_img2img_steps``
+    and ``launch_sampling``)."""
+    from modules import shared
+
+    bar = getattr(shared, "total_tqdm", None)
+    files, first = _batch_files(shared.state)
+    if not first or bar is None or not callable(getattr(bar, "updateTotal", None)):
+        return
+    steps, strength = int(p.steps), min(float(p.denoising_strength or 0), 0.999)
+    t_enc = steps - 1 if getattr(shared.opts, "img2img_fix_steps", False) else int(strength * steps)
+    bar.updateTotal(files * calls * (t_enc + 1))
 
 
 _RESTORED = (
@@ -212,6 +251,7 @@ class _Run:
             p.steps = config.steps
         out = Results()
         calls = len(self.layout.groups)
+        _console_total(p, calls)
         try:
             for number, group in enumerate(self.layout.groups, start=1):
                 if shared.state.skipped:

@@ -36,6 +36,9 @@ BUSY = {
     "interrupted": False,
     "skipped": False,
     "stopping_generation": False,
+    "current_image": "the lined preview",  # state.begin() clears the live preview too (HOST_CONTRACT.md 11.6)
+    "id_live_preview": 4,
+    "current_image_sampling_step": 0,
 }
 
 

@@ -20,8 +20,7 @@ def _params(api, image: str) -> dict:
 
 
 def _latent_mask(params: dict) -> np.ndarray:
-    width, height = (int(v) for v in params["Probe latent size"].split("x"))
-    return np.array([int(c) for c in params["Probe latent mask"]]).reshape(height, width).astype(bool)
+    return np.array([int(c) for c in params["Probe latent mask"]]).reshape(-1, int(params["Probe latent width"])) > 0
 
 
 def _cells(pixels: np.ndarray) -> np.ndarray:
@@ -51,7 +50,7 @@ def test_re_render_only_the_strokes_re_renders_every_stroke_and_nothing_far_from
     strokes = np.abs(lined - np.array(BASE)).sum(axis=2) > 0
     assert 0.01 < strokes.mean() < 0.6, strokes.mean()
     params = _params(api, body["images"][0])
-    assert params["Probe mask blur"] == "0x0"  # the API's default mask_blur 4 is off for our call
+    assert (params["Probe mask blur x"], params["Probe mask blur y"]) == ("0", "0")  # the API's default 4 is off
     assert params["Probe inpainting fill"] == "1"
     re_rendered = _latent_mask(params)
     stroke_cells = _cells(strokes)
@@ -74,7 +73,7 @@ def test_lines_inside_a_users_inpaint_mask_reach_the_sampler_whatever_masked_con
                    inpaint_full_res=False, script_args=args, alwayson_scripts=PROBE)  # fmt: skip
         params = _params(api, body["images"][0])
         assert params["Probe inpainting fill"] == "1", fill  # "original": the init pixels, our lines, are sampled
-        assert params["Probe mask blur"] == "4x4"  # the user's own mask keeps the user's blur
+        assert (params["Probe mask blur x"], params["Probe mask blur y"]) == ("4", "4")  # the user's mask: their blur
     body = job(init_images=[big_image], mask=encode(mask), width=SIZE, height=SIZE, seed=42, inpainting_fill=0,
                script_args=script_args(caption_backend="None", line_density=0), alwayson_scripts=PROBE)  # fmt: skip
     assert _params(api, body["images"][0])["Probe inpainting fill"] == "0"  # no lines: the user's choice stands

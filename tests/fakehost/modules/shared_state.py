@@ -15,6 +15,7 @@ class State:
         self.sampling_steps = 0
         self.current_latent = None
         self.current_image = None
+        self.current_image_sampling_step = 0
         self.id_live_preview = 0
         self.textinfo = None
         self.time_start = None

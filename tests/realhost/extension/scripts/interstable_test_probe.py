@@ -2,7 +2,7 @@
 
 In ``process_batch`` (after the host's ``p.init``, so ``p.nmask`` exists, HOST_CONTRACT.md 11.3) it writes into the
 call's infotext the latent mask the sampler re-renders (``p.nmask``: one 0/1 digit per latent cell, rows joined,
-its size) and the inpaint fields the call ran with. Off unless the API enables it through ``alwayson_scripts``.
+its width) and the inpaint fields the call ran with. Off unless the API enables it through ``alwayson_scripts``.
 """
 
 import modules.scripts as scripts  # noqa: PLR0402 (the host's own idiom: never import Script by name)
@@ -28,10 +28,11 @@ class InterStableTestProbe(scripts.Script):
         nmask = getattr(p, "nmask", None)
         if nmask is not None:
             cells = (nmask[0] > 0.5).int().cpu().tolist()
-            params["Probe latent size"] = f"{len(cells[0])}x{len(cells)}"
+            params["Probe latent width"] = len(cells[0])  # not "WxH": the host's parser splits those into -1/-2
             params["Probe latent mask"] = "".join(str(v) for row in cells for v in row)
         params["Probe inpainting fill"] = getattr(p, "inpainting_fill", None)
-        params["Probe mask blur"] = f"{getattr(p, 'mask_blur_x', None)}x{getattr(p, 'mask_blur_y', None)}"
+        params["Probe mask blur x"] = getattr(p, "mask_blur_x", None)
+        params["Probe mask blur y"] = getattr(p, "mask_blur_y", None)
         params["Probe only masked"] = bool(getattr(p, "inpaint_full_res", False))
 
 
