@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKEHOST = ROOT / "tests" / "fakehost"
 
 
-def _run_install(tmp_path, *, installed="", commandline_args="", pip_fails=False, env_extra=None):
+def _run_install(tmp_path, *, installed="", commandline_args="", pip_fails: bool | str = False, env_extra=None):
     log = tmp_path / "pip.log"
     log.touch()
     env = {
@@ -27,7 +27,7 @@ def _run_install(tmp_path, *, installed="", commandline_args="", pip_fails=False
         **(env_extra or {}),
     }
     if pip_fails:
-        env["FAKE_LAUNCH_PIP_FAILS"] = "1"
+        env["FAKE_LAUNCH_PIP_FAILS"] = "1" if pip_fails is True else pip_fails
     # Hide our real site-packages distributions so that "missing" is decided by the fake launch only.
     code = (
         "import importlib.metadata, runpy, sys\n"
@@ -76,26 +76,66 @@ def test_skip_install_is_honoured(tmp_path):
     assert commands == []
 
 
-def test_a_pip_failure_prints_one_actionable_line_and_exits_zero(tmp_path):
-    result, _ = _run_install(tmp_path, installed="clip-interrogator,gguf,onnxruntime", pip_fails=True)
+def test_a_pip_failure_says_each_step_ends_with_one_actionable_line_and_exits_zero(tmp_path):
+    result, commands = _run_install(tmp_path, installed="clip-interrogator,gguf,onnxruntime", pip_fails=True)
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("[InterStable]")]
-    assert len(lines) == 1
-    assert "could not install llama-cpp-python" in lines[0]
-    assert "-m pip install" in lines[0]
+    assert "no prebuilt llama-cpp-python wheel in the cpu index" in lines[0]
+    assert "building llama-cpp-python from source" in lines[1]
+    assert "could not install llama-cpp-python" in lines[-1]
+    assert "-m pip install" in lines[-1]
+    assert "--only-binary" not in lines[-1]
+    assert commands[-1].endswith("[live]")  # the source build shows pip's output: never a silent 20-minute start
 
 
-@pytest.mark.parametrize(
-    ("torch_version", "variant"),
-    [("2.1.2+cu121", "cu121"), ("2.7.0+cu128", "cu125"), ("2.1.2", "cpu"), ("2.3.0+cpu", "cpu")],
-)
-def test_llama_wheel_variant_follows_the_webui_torch(monkeypatch, torch_version, variant):
+def _llama(commands):
+    return [c for c in commands if "llama-cpp-python" in c]
+
+
+def test_a_cuda_wheel_is_tried_first_wheel_only_then_the_cpu_wheel(tmp_path):
+    env = {"INTERSTABLE_LLAMA_WHEEL_VARIANT": "cu121"}
+    result, commands = _run_install(tmp_path, installed="clip-interrogator,gguf,onnxruntime-gpu", env_extra=env)
+    assert result.returncode == 0
+    assert _llama(commands) == [
+        (
+            'install "llama-cpp-python>=0.3.2" --extra-index-url https://abetlen.github.io/llama-cpp-python/whl/cu121 '
+            "--only-binary llama-cpp-python"
+        )
+    ]
+    (tmp_path / "again").mkdir()
+    result, commands = _run_install(tmp_path / "again", installed="clip-interrogator,gguf,onnxruntime-gpu",
+                                    env_extra=env, pip_fails="whl/cu121")  # fmt: skip
+    llama = _llama(commands)
+    assert len(llama) == 2
+    assert "whl/cpu --only-binary" in llama[1]
+    assert "no prebuilt llama-cpp-python wheel in the cu121 index" in result.stdout
+    assert "from source" not in result.stdout
+
+
+def test_no_cuda_wheel_for_cuda_11_installs_the_cpu_build_and_says_how_to_get_gpu_offload(tmp_path, monkeypatch):
+    module = _install_module(monkeypatch, "2.0.1+cu118")
+    variant, note = module.wheel_choice()
+    assert variant == "cpu"
+    assert "cu118" in note
+    assert "GGML_CUDA=on" in note
+
+
+def _install_module(monkeypatch, torch_version):
     spec = importlib.util.spec_from_file_location("interstable_install", ROOT / "install.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.delenv("INTERSTABLE_LLAMA_WHEEL_VARIANT", raising=False)
     monkeypatch.setattr(module.importlib.metadata, "version", lambda name: torch_version)
-    assert module.llama_wheel_variant() == variant
+    return module
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "variant"),
+    [("2.1.2+cu121", "cu121"), ("2.4.0+cu124", "cu124"), ("2.7.0+cu128", "cu124"), ("2.0.1+cu118", "cpu"),
+     ("2.9.0+cu130", "cpu"), ("2.1.2", "cpu"), ("2.3.0+cpu", "cpu")],
+)  # fmt: skip
+def test_llama_wheel_variant_follows_the_webui_torch_to_an_index_that_exists(monkeypatch, torch_version, variant):
+    assert _install_module(monkeypatch, torch_version).llama_wheel_variant() == variant
 
 
 def test_preload_adds_prefixed_flags():
