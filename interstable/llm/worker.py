@@ -34,7 +34,14 @@ from interstable.llm.settings import Completion, LoadSettings
 from interstable.llm.worker_process import LLMProcessError, Worker, process_rss
 from interstable.prompt import PromptRequest, SamplingSettings
 
-__all__ = ["LLMProcessError", "ProcessPromptWriter", "gpu_offload_available", "stop_worker", "worker_status"]
+__all__ = [
+    "LLMProcessError",
+    "ProcessPromptWriter",
+    "gpu_offload_available",
+    "prestart",
+    "stop_worker",
+    "worker_status",
+]
 
 # --- the one worker of this process -------------------------------------------------------------------------------
 
@@ -79,24 +86,45 @@ def stop_worker() -> bool:
 atexit.register(stop_worker)
 
 
+def _spawn() -> Worker:
+    """Start a worker process (without a model yet) as the current one. Needs _LOCK."""
+    worker = Worker(None)
+    _CURRENT[0] = worker
+    with _STATE_LOCK:
+        _STATE.update(state="starting", model=None, pid=worker.pid, n_gpu_layers=None)
+        _STATE["starts"] += 1
+    return worker
+
+
+def prestart() -> None:
+    """Start the worker process now, without a model, when none is running (it imports llama_cpp meanwhile).
+
+    The WebUI calls this when a job begins: the process starts while the captions are made, and the prompt stage
+    then only loads the model. Nothing is loaded, so the captioner keeps the GPU to itself.
+    """
+    with _LOCK:
+        worker = _CURRENT[0]
+        if worker is None or not worker.alive:
+            if worker is not None:
+                _end(worker)
+            _spawn()
+
+
 def _worker_for(key: tuple[Any, ...], path: Path, load: LoadSettings, ignore_eos: bool, doing: str) -> Worker:
     """The running worker for ``key``, or a new one with the model loaded (ending any other first). Needs _LOCK."""
     worker = _CURRENT[0]
     if worker is not None and worker.key == key and worker.alive:
         return worker
-    if worker is not None:
+    if worker is not None and (worker.key is not None or not worker.alive):
         _end(worker)
-    _set_state(state="starting", model=path.name, pid=None, n_gpu_layers=None)
+        worker = None
+    if worker is None:
+        worker = _spawn()
+    worker.key = key
+    _set_state(state="starting", model=path.name)
     try:
-        worker = Worker(key)
-    except LLMProcessError:
-        _set_state(state="stopped", model=None)
-        raise
-    _CURRENT[0] = worker
-    with _STATE_LOCK:
-        _STATE.update(state="loading", pid=worker.pid)
-        _STATE["starts"] += 1
-    try:
+        worker.wait_ready()
+        _set_state(state="loading")
         info = worker.call("load", str(path), load, ignore_eos, doing=f"loading {path.name} ({doing})")
     except BaseException:
         _end(worker)

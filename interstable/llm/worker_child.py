@@ -3,8 +3,8 @@
 Started by :mod:`interstable.llm.worker` as ``python -c "from interstable.llm.worker_child import main; main()"``.
 Requests come on stdin, replies go out on a duplicate of stdout (see :mod:`interstable.llm.wire`); fd 1 itself is
 pointed at stderr, and the log goes to stderr, which the WebUI process relays into its own log. Each token is sent
-and then waits for the WebUI process's answer (go on, or stop); a reader thread also takes ``("stop", id)`` at any
-time (an Interrupt during the prompt's evaluation), seen by the generation at its next token. The process ends
+and then waits for the WebUI process's answer (go on, or stop), read on the same thread: no thread hand-off per token.
+A ``("stop", id)`` sent while the prompt was being evaluated is read with the first token's answer. The process ends
 when asked, or when its stdin closes (the WebUI process is gone).
 """
 
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import sys
-import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,24 +24,28 @@ logger = logging.getLogger("interstable")
 
 
 class _Child:
-    def __init__(self, replies: IO[bytes]) -> None:
+    def __init__(self, requests: IO[bytes], replies: IO[bytes]) -> None:
+        self.requests = requests
         self.replies = replies
-        self.requests: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.stopped: set[int] = set()
-        self.acks: queue.Queue[bool] = queue.Queue()
         self.writer: Any = None
 
-    def read_requests(self, stream: IO[bytes]) -> None:
+    def receive(self) -> tuple[Any, ...]:
+        message = read_message(self.requests)
+        if message is None:  # the WebUI process closed the pipe or died: nothing is left to serve
+            os._exit(0)
+        return message
+
+    def wait_for_answer(self, rid: int) -> None:
+        """Wait for the WebUI process's answer to a token of ``rid`` (a stop sent meanwhile counts too)."""
         while True:
-            message = read_message(stream)
-            if message is None:  # the WebUI process closed the pipe or died: nothing is left to serve
-                os._exit(0)
-            if message[0] == "stop":
-                self.stopped.add(message[1])
-            elif message[0] == "ack":
-                self.acks.put(bool(message[2]))
-            else:
-                self.requests.put(message)
+            message = self.receive()
+            if message[0] == "stop" and message[1] == rid:
+                self.stopped.add(rid)
+            elif message[0] == "ack" and message[1] == rid:
+                if not message[2]:
+                    self.stopped.add(rid)
+                return
 
     def send(self, *message: Any) -> None:
         write_message(self.replies, message)
@@ -71,8 +73,7 @@ class _Child:
             # In step with the WebUI process: it answers each token once its progress callback and stop check ran,
             # so an Interrupt pressed during token n ends the generation before token n + 1, as in-process.
             self.send("token", rid, done, total)
-            if not self.acks.get():
-                self.stopped.add(rid)
+            self.wait_for_answer(rid)
 
         def should_stop() -> bool:
             return rid in self.stopped
@@ -96,9 +97,17 @@ class _Child:
         raise RuntimeError(f"unknown request {kind!r}")
 
     def serve(self) -> None:
+        from interstable.llm.llama_log import import_llama_cpp
+
+        try:
+            import_llama_cpp()  # before "ready": a started worker then only has to load the model
+        except Exception:
+            logger.exception("llama_cpp cannot be imported")  # the load request reports it as its error
         self.send("ready", 0, os.getpid())
         while True:
-            kind, rid, *args = self.requests.get()
+            kind, rid, *args = self.receive()
+            if kind in ("stop", "ack"):  # a stop that came after its request had ended
+                continue
             if kind == "exit":
                 if self.writer is not None:
                     self.writer.close()
@@ -121,7 +130,6 @@ def main() -> None:
     os.dup2(2, 1)  # anything native that prints to stdout lands in stderr, never in the reply stream
     sys.stdout = sys.stderr
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
-    child = _Child(replies)
-    threading.Thread(target=child.read_requests, args=(requests,), daemon=True, name="interstable-requests").start()
+    child = _Child(requests, replies)
     child.serve()
     replies.flush()

@@ -77,8 +77,9 @@ def how_it_ended(code: int | None) -> str:
 class Worker:
     """One worker process and its reply stream."""
 
-    def __init__(self, key: tuple[Any, ...]) -> None:
+    def __init__(self, key: tuple[Any, ...] | None) -> None:
         self.key = key
+        self.ready = False
         self.ids = itertools.count(1)
         self.replies: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=12)
@@ -95,10 +96,16 @@ class Worker:
         self.pid = self.proc.pid
         threading.Thread(target=self._read_replies, daemon=True, name=f"interstable-llm-{self.pid}").start()
         threading.Thread(target=self._relay_log, daemon=True, name=f"interstable-llm-log-{self.pid}").start()
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's first message (it has imported llama_cpp by then)."""
+        if self.ready:
+            return
         first = self._next(time.monotonic() + _START_TIMEOUT_S)
         if first is None or first[0] != "ready":
             self.kill()
             raise self.stopped_error("starting", first)
+        self.ready = True
 
     def _read_replies(self) -> None:
         assert self.proc.stdout is not None

@@ -222,6 +222,10 @@ def _prompt_step() -> str:
 
 def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
     n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))  # a bad setting fails before any work
+    if settings.llm_backend == LLM_BACKENDS[0]:
+        from interstable.llm import worker
+
+        worker.prestart()  # the process starts (and imports llama_cpp) while the captions are made
 
     def open_writer() -> Any:
         from interstable.llm import LoadSettings, close_all, worker

@@ -227,3 +227,44 @@ def test_status_shows_the_worker_state_and_the_server_reachability(own_process, 
     assert server["reachable"] is False
     assert "http://127.0.0.1:9/v1/models cannot be reached" in server["error"]
     assert "never-shown-key" not in response.text
+
+
+def test_the_worker_starts_while_the_captions_are_made_and_the_job_uses_it(own_process, runner, script, monkeypatch):
+    from interstable.llm import worker
+
+    pids = []
+    interrogate = own_process.interrogator.interrogate
+    monkeypatch.setattr(
+        own_process.interrogator,
+        "interrogate",
+        lambda image: (
+            pids.append((worker.worker_status()["pid"], worker.worker_status()["model"])) or interrogate(image)
+        ),
+    )
+    own_process.opts.interstable_unload = "Keep loaded"
+    starts = worker.worker_status()["starts"]
+    _run(runner)
+    (pid, model), *_ = pids
+    assert pid is not None
+    assert model is None  # started, not loaded: the captioner has the memory to itself
+    assert worker.worker_status()["pid"] == pid
+    assert worker.worker_status()["starts"] == starts + 1
+
+
+def test_the_server_url_flag_wins_over_the_setting(host, monkeypatch):
+    import argparse
+    import importlib.util
+
+    from interstable.webui import settings
+
+    spec = importlib.util.spec_from_file_location("preload.py", ROOT / "preload.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = argparse.ArgumentParser()
+    module.preload(parser)
+    host.opts.interstable_server_url = "http://from-settings:1/v1"
+    assert settings.read().server_url == "http://from-settings:1/v1"
+    monkeypatch.setattr(host, "cmd_opts", parser.parse_args(["--interstable-llm-url", "http://flag:2/v1"]))
+    assert settings.read().server_url == "http://flag:2/v1"
+    host.opts.interstable_server_key = "hidden-key"
+    assert "hidden-key" not in repr(settings.read())
