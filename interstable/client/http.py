@@ -92,8 +92,7 @@ class WebUIClient:
         from requests.adapters import HTTPAdapter
         from urllib3.util import Retry
 
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError("url", url, "expected an http:// or https:// address such as http://127.0.0.1:7860")
+        _check_url(url)
         if timeout <= 0:
             raise ConfigError("timeout", timeout, "expected a positive number of seconds")
         if retries < 0:
@@ -214,3 +213,19 @@ def _reason(exc: BaseException) -> str:
 def auth_from_env(value: str | None = None) -> tuple[str, str] | None:
     """Parse ``value``, or ``$INTERSTABLE_API_AUTH`` when ``value`` is ``None``, as ``user:pass``."""
     return parse_auth(value if value is not None else os.environ.get(AUTH_ENV))
+
+
+def _check_url(url: str) -> None:
+    """Refuse an address that no retry can reach (no host, a bad port), before any request."""
+    from urllib.parse import urlsplit
+
+    fix = "expected an http:// or https:// address such as http://127.0.0.1:7860"
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError("url", url, fix)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("url", url, f"{exc}; {fix}") from None
+    if not parts.hostname or any(c.isspace() for c in url) or (port is not None and not 0 < port < 65536):
+        raise ConfigError("url", url, fix)

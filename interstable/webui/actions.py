@@ -164,9 +164,9 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
             lined = gr.Image(label="Lined image", interactive=False, elem_id=script.elem_id("preview_image"))
             with gr.Column():
                 text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
-                caption = gr.Textbox(label="Caption", elem_id=script.elem_id("preview_caption"), **text)
-                prompt = gr.Textbox(label="Prompt", lines=4, elem_id=script.elem_id("preview_prompt"), **text)
-                status = gr.Textbox(label="Status", interactive=False, elem_id=script.elem_id("preview_status"),
+                caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
+                prompt = gr.Textbox(label="Preview prompt", lines=4, elem_id=script.elem_id("preview_prompt"), **text)
+                status = gr.Textbox(label="Preview status", interactive=False, elem_id=script.elem_id("preview_status"),
                                     elem_classes=["interstable-status"])  # fmt: skip
     with gr.Accordion("Models and presets", open=False, elem_id=script.elem_id("tools_section")):
         with gr.Row():
@@ -174,8 +174,12 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
                                  elem_id=script.elem_id("preset"))  # fmt: skip
             refresh = gr.Button(value="Refresh the model list", elem_id=script.elem_id("refresh"))
             download = gr.Button(value="Download the default model (4.4 GB)", elem_id=script.elem_id("download"))
-        tool_status = gr.Textbox(label="Status", interactive=False, elem_id=script.elem_id("tools_status"),
+        tool_status = gr.Textbox(label="Models status", interactive=False, elem_id=script.elem_id("tools_status"),
                                  elem_classes=["interstable-status"])  # fmt: skip
+    for output in (caption, prompt, status, tool_status, preset):
+        # Not script arguments, so the host gives them no custom_script_source: ui-config.json would key them by
+        # label under img2img/ (HOST_CONTRACT.md 11.10), where "Prompt" is the main prompt box. They hold no default.
+        output.do_not_save_to_config = True
     preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
     refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"]])
 

@@ -8,7 +8,11 @@ Policies (Settings -> InterStable -> GPU memory policy):
 - ``Auto``: the LLM goes on the GPU when the free VRAM holds it (GPU layers ``auto``); SD moves off the GPU only when
   the LLM was asked to use the GPU and the free VRAM does not hold it.
 - ``Keep SD on the GPU, LLM on the CPU``: SD never moves; the LLM runs with ``n_gpu_layers=0``.
-- ``Time-share the GPU``: SD's weights leave the GPU while the LLM runs, every time.
+- ``Time-share the GPU``: SD's weights leave the GPU while the LLM runs, every time it runs on the GPU (never for a
+  CPU-only llama-cpp-python build).
+
+Under ``--use-cpu all`` (A1111) or ``--always-cpu`` (Forge) the user asked for the CPU: the LLM loads with 0 GPU
+layers, whatever the settings say, and nothing moves.
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ def host_kind() -> str:
     if importlib.util.find_spec("ldm_patched"):
         return "reforge"
     return "a1111"
+
+
+def host_on_cpu() -> bool:
+    """Whether the WebUI was told to run everything on the CPU (``--use-cpu all``, Forge's ``--always-cpu``)."""
+    try:
+        from modules import shared
+    except ImportError:
+        return False
+    cmd_opts = getattr(shared, "cmd_opts", None)
+    use_cpu = getattr(cmd_opts, "use_cpu", None) or []
+    return bool(getattr(cmd_opts, "always_cpu", False)) or "all" in [str(v).lower() for v in use_cpu]
 
 
 def free_vram() -> int:
@@ -60,14 +75,14 @@ class GpuTimeShare:
 
     def llm_gpu_layers(self, requested: str) -> str:
         """The GPU-layers setting the LLM should load with under this policy."""
-        return "0" if self.policy == LLM_ON_CPU else requested
+        return "0" if self.policy == LLM_ON_CPU or host_on_cpu() else requested
 
     def needs_room(self) -> bool:
         """True when SD's weights must leave the GPU before the LLM loads."""
+        if self.policy == LLM_ON_CPU or not self.llm_wants_gpu:
+            return False  # an LLM on the CPU (a CPU-only build, --use-cpu all) needs no VRAM, time-shared or not
         if self.policy == TIME_SHARE:
             return True
-        if self.policy == LLM_ON_CPU or not self.llm_wants_gpu:
-            return False
         return free_vram() < self.llm_bytes + 512 * 1024**2
 
     def before_llm(self) -> None:

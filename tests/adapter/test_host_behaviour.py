@@ -305,3 +305,12 @@ def test_the_interrogators_state_begin_keeps_the_lined_live_preview(host):
     assert shared.interrogator.calls == ["RGB"]
     assert seen
     assert seen[0] is not None
+
+
+def test_ui_config_keys_of_our_components_are_our_own(runner):
+    keys = runner.ui_config_keys(runner.blocks)
+    ours = [
+        k for k in keys if k not in ("img2img/Image for img2img/value", "img2img/Prompt/value", "img2img/Seed/value")
+    ]
+    assert len(keys) == len(set(keys)), keys  # the preview's prompt box no longer shares the main prompt's key
+    assert all(k.startswith("customscript/interstable.py/img2img/") for k in ours), ours

@@ -58,7 +58,11 @@ def test_auto_policy_with_a_cpu_only_llama_build_never_moves_sd(host, runner, sc
 
 
 def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runner, script, monkeypatch):
+    from interstable.webui import resources
+
+    monkeypatch.setattr(resources, "_gpu_offload_available", lambda settings: True)  # a CUDA build of llama.cpp
     host.opts.interstable_memory = "Time-share the GPU"
+    host.opts.interstable_gpu_layers = "-1"
     events = _record(host, monkeypatch)
     _run(runner, script)
     assert events == [
@@ -69,6 +73,38 @@ def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runn
         "send_model_to_device",
         "sample",
     ]
+
+
+def test_time_share_with_a_cpu_only_llama_build_never_moves_sd(host, runner, script, monkeypatch):
+    from interstable.webui import resources
+
+    monkeypatch.setattr(resources, "_gpu_offload_available", lambda settings: False)
+    host.opts.interstable_memory = "Time-share the GPU"
+    events = _record(host, monkeypatch)
+    _run(runner, script)
+    assert events == ["caption", "captioner released", "LLM loaded", "sample"]
+
+
+@pytest.mark.parametrize("flag", [{"use_cpu": ["all"]}, {"always_cpu": True}], ids=["use-cpu-all", "always-cpu"])
+def test_a_webui_told_to_use_the_cpu_loads_the_llm_on_the_cpu_without_a_gpu_hint(
+    host, runner, script, monkeypatch, *, caplog, flag
+):
+    from interstable.llm import loading as llm
+
+    for name, value in flag.items():
+        monkeypatch.setattr(host.cmd_opts, name, value, raising=False)
+    host.opts.interstable_memory = "Time-share the GPU"
+    host.opts.interstable_gpu_layers = "-1"
+    seen = []
+    load_entry = llm._load_entry
+    monkeypatch.setattr(llm, "_load_entry", lambda path, load: seen.append(load.n_gpu_layers) or load_entry(path, load))
+    monkeypatch.setattr(llm, "_GPU_WARNED", [False])
+    events = _record(host, monkeypatch)
+    with caplog.at_level("WARNING", logger="interstable"):
+        _run(runner, script)
+    assert seen == [0]
+    assert "unload_model_weights" not in events
+    assert "cannot use a GPU" not in caplog.text
 
 
 def test_llm_on_cpu_policy_loads_with_zero_gpu_layers(host, runner, script, monkeypatch):

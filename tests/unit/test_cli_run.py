@@ -522,6 +522,20 @@ def test_status_rejects_a_url_without_a_scheme(capsys):
     assert "--url: '127.0.0.1:7860' is not valid; expected an http:// or https:// address" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:78a60", "http://", "http://host:99999", "http://exa mple:7860"])
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_malformed_url_is_a_usage_error_without_retries(capsys, tmp_path, command, url):
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    args = [command, "--url", url] + ([str(image), "-o", str(tmp_path / "out")] if command == "run" else [])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(*args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--url: {url.rstrip('/')!r} is not valid" in err
+    assert "cannot reach" not in err  # refused before any request, not after three retries
+
+
 def test_building_the_parsers_imports_no_heavy_library():
     code = (
         "import argparse, sys\n"

@@ -129,7 +129,7 @@ class ScriptRunner:
                 self.selectable_scripts.append(script)
 
     def setup_ui(self):
-        with gr.Blocks():
+        with gr.Blocks() as self.blocks:
             # The tab's own components exist before the scripts' UI; every script's after_component() sees them with
             # the constructor's keyword arguments (modules/scripts.py: ScriptRunner.after_component).
             self.host_components = {
@@ -153,6 +153,8 @@ class ScriptRunner:
             return
         script.name = script.title().lower()
         script.controls = controls
+        for control in controls:  # ui-config.json keys of script arguments get this prefix (HOST_CONTRACT.md 11.10)
+            control.custom_script_source = Path(script.filename).name
         self.inputs += controls
         script.args_to = len(self.inputs)
         if script.infotext_fields is not None:
@@ -177,6 +179,20 @@ class ScriptRunner:
     def postprocess(self, p, processed):
         for script, args in self._alwayson(p):
             script.postprocess(p, processed, *args)
+
+    def ui_config_keys(self, root) -> list[str]:
+        """The ``ui-config.json`` value keys of every labelled component under ``root`` (modules/ui_loadsave.py):
+        ``img2img/<label>/value``, prefixed ``customscript/<file>/`` for script arguments, none for a component with
+        ``do_not_save_to_config`` or of a type whose value is not saved (images, buttons)."""
+        keys = []
+        for item in getattr(root, "children", []):
+            label = getattr(item, "label", None)
+            tracked = (gr.Slider, gr.Radio, gr.Checkbox, gr.Textbox, gr.Number, gr.Dropdown)  # the host's value types
+            if isinstance(item, tracked) and label and not getattr(item, "do_not_save_to_config", False):
+                source = getattr(item, "custom_script_source", None)
+                keys.append((f"customscript/{source}/" if source else "") + f"img2img/{label}/value")
+            keys += self.ui_config_keys(item)
+        return keys
 
     def script_name_to_index(self, name):
         for i, script in enumerate(self.selectable_scripts):
