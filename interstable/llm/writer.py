@@ -238,6 +238,8 @@ class LlamaPromptWriter:
         )
         if dropped["echo"] or dropped["chatter"] or dropped["leak"] or dropped["user"]:
             logger.debug("InterStable: dropped from the LLM text: %s (%r)", dropped, cleaned)
+        if not text and looks_like_refusal(cleaned):
+            raise PromptError(f"The LLM ({self.model_name}) refused to write a prompt: {cleaned[:120]!r}.")
         if not text and (dropped["echo"] or dropped["chatter"]):
             raise PromptError(
                 f"The LLM ({self.model_name}) repeated the instructions instead of writing a prompt: {cleaned[:120]!r}."

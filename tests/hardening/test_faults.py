@@ -200,35 +200,41 @@ def test_llm_load_failure(jobs, time_share, error):
     jobs.works()
 
 
-def test_llm_that_writes_nothing_usable(jobs):
-    from interstable.tinymodels import write_tiny_llama
+def _answering(monkeypatch, text: str) -> list[int]:
+    """Make the real writer's token loop (the model seam) answer ``text``; return the seeds it was asked with."""
+    import interstable.llm.writer as writer_module
+    from interstable.llm.sampling import Generated
 
-    folder = jobs.host.models_path
-    write_tiny_llama(f"{folder}/LLM/tiny-digits.gguf", bias_overrides={"0": 40.0})  # writes only zeros
-    with pytest.raises(PromptError, match=r"The LLM \(tiny-digits\) returned no usable text"):
-        jobs.run(llm_model="tiny-digits.gguf")
+    seeds: list[int] = []
+
+    def answer(llm, tokens, *, seed, **kwargs):
+        seeds.append(seed)
+        return Generated(text, "stop", 12, 0)
+
+    monkeypatch.setattr(writer_module, "generate", answer)
+    return seeds
+
+
+def test_llm_that_writes_nothing_usable(jobs, monkeypatch):
+    seeds = _answering(monkeypatch, "2018-07-13 14-00-00, 1,2,3")  # letterless: cleaned to nothing
+    with pytest.raises(PromptError, match=r"The LLM \(tiny-mistral\) returned no usable text.*after one retry"):
+        jobs.run()
+    assert len(seeds) == 2  # retried once, with another (derived) seed
+    assert seeds[0] != seeds[1]
     assert _loaded() == ()
     jobs.host.opts.interstable_failure_policy = CONTINUE
-    processed = jobs.run(jobs.p(batch_size=2), llm_model="tiny-digits.gguf")
+    processed = jobs.run(jobs.p(batch_size=2))
     for text in processed.infotexts:
         params = jobs.params(text)
         assert "returned no usable text" in params["InterStable failure"]
-        assert params["InterStable LLM model"] == "tiny-digits.gguf"  # the model that failed is on record
         assert params["Prompt"].endswith(", a user prompt")
-        assert "0" not in params["Prompt"]  # its output is never used
+        assert "2018" not in params["Prompt"]  # its output is never used
     assert _loaded() == ()
-    jobs.works()
 
 
 def test_llm_that_refuses(jobs):
-    import llama_cpp
-
-    def refuse(self, *args, **kwargs):
-        text = "I'm sorry, but I can't help with that request."
-        return {"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 12}}
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(llama_cpp.Llama, "create_completion", refuse)
+        _answering(patch, "I'm sorry, but I can't help with that request.")
         with pytest.raises(PromptError, match="refused to write a prompt"):
             jobs.run()
         jobs.host.opts.interstable_failure_policy = CONTINUE
