@@ -3,12 +3,15 @@
 Both sides run on the same loaded model, the same prompt tokens, seed, sampling settings, grammar and token count
 (EOS is suppressed with the same logit bias on both sides, so every run writes exactly ``--tokens`` tokens):
 
-- ``ours``: :meth:`interstable.llm.LlamaPromptWriter.write` (cache lookup, rendering, tokenizing, the per-token
-  progress/cancel hook, cleaning);
-- ``bare``: ``Llama.create_completion`` on the prompt tokens.
+- ``ours``: :meth:`interstable.llm.LlamaPromptWriter.complete` (cache lookup, lock, tokenizing, grammar check,
+  the per-token progress/cancel hook);
+- ``bare``: the writer's own token loop (:func:`interstable.llm.sampling.generate`) on the prompt tokens, with the
+  grammar and without it (``grammar_cost`` = with / without; target at most 1.15);
+- llama-cpp-python's ``create_completion`` with the grammar, for reference (its grammar-first chain).
 
 Times are the minimum of ``--repeats`` rounds in which each side runs once (which one goes first alternates).
-``overhead`` is ours / bare (target: under 1.05). Also reported: the cold load (file check + ``Llama()``), a warm
+``overhead`` is ours / bare (target: under 1.05); ``same_text``: ours and bare wrote the same text.
+Also reported: the cold load (file check + ``Llama()``), a warm
 load (a cache hit), a bare ``Llama()`` load, and tokens per second. Without ``--model`` a tiny random GGUF is written
 to a temporary folder; its tokens take well under a millisecond, so it shows the fixed per-call overhead at its
 largest.
@@ -48,7 +51,7 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     import llama_cpp
 
     from interstable.llm import STOP_STRINGS, LlamaPromptWriter, LoadSettings, release
-    from interstable.prompt import PromptRequest, SamplingSettings, clean_output, grammar_for
+    from interstable.prompt import PromptRequest, SamplingSettings, grammar_for
 
     load = LoadSettings(n_gpu_layers=args.n_gpu_layers, n_threads=args.threads, n_threads_batch=args.threads)
     release(path)
@@ -77,7 +80,12 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     llm = writer.llama
     tokens = llm.tokenize(writer.render(request, sampling=sampling).text.encode(), add_bos=False, special=True)
     grammar = llama_cpp.LlamaGrammar.from_string(grammar_for(request.instruction), verbose=False)
-    bare_kwargs = {
+    from interstable.llm.sampling import generate
+
+    prompt_text = writer.render(request, sampling=sampling).text
+    grammar_text = grammar_for(request.instruction)
+    eos = [llm.token_eos()]
+    cc_kwargs = {
         "max_tokens": args.tokens,
         "temperature": eff.temperature,
         "top_p": eff.top_p,
@@ -87,38 +95,54 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "seed": seed,
         "stop": list(STOP_STRINGS),
         "grammar": grammar,
-        "logit_bias": {llm.token_eos(): float("-inf")},
+        "logit_bias": {eos[0]: float("-inf")},
     }
 
     def ours() -> str:
-        return writer.write(request, seed=seed, sampling=sampling)
+        out = writer.complete(prompt_text, seed=seed, sampling=sampling, grammar=grammar_text, stop=STOP_STRINGS)
+        return out.text
 
-    def bare() -> dict[str, Any]:
-        return llm.create_completion(tokens, **bare_kwargs)
+    def bare(with_grammar: bool = True) -> Any:
+        kw = {"eff": eff, "seed": seed, "max_tokens": args.tokens, "stop": STOP_STRINGS, "banned": eos}
+        return generate(llm, tokens, grammar=grammar_text if with_grammar else None, **kw)
 
-    ours_text, bare_out = ours(), bare()  # warm-up; also the prompt's KV cache, shared by both sides
-    bare_text = clean_output(bare_out["choices"][0]["text"])
-    if bare_out["choices"][0]["finish_reason"] == "length" and ", " in bare_text:
-        bare_text = bare_text.rsplit(", ", 1)[0]
-    best_ours = best_bare = float("inf")
-    for i in range(args.repeats):  # alternate which side goes first: no side profits from its position
-        if i % 2:
-            best_bare = min(best_bare, min_time(bare, repeats=1))
-        best_ours = min(best_ours, min_time(ours, repeats=1))
-        if not i % 2:
-            best_bare = min(best_bare, min_time(bare, repeats=1))
-    written = int(bare_out["usage"]["completion_tokens"])
+    def no_grammar() -> Any:
+        return bare(False)
+
+    def llama_cpp_python() -> Any:
+        llm.reset()
+        return llm.create_completion(tokens, **cc_kwargs)
+
+    ours_text, bare_out = ours(), bare()
+    sides = {"ours": ours, "bare": bare, "off": no_grammar, "cc": llama_cpp_python}
+    best = dict.fromkeys(sides, float("inf"))
+    for i in range(args.repeats):  # rotate which side goes first: no side profits from its position
+        names = list(sides)[i % 4 :] + list(sides)[: i % 4]
+        for name in names:
+            best[name] = min(best[name], min_time(sides[name], repeats=1))
+    written = bare_out.n_tokens
     writer.close()
     return {
         "model": path.name,
         "tokens": written,
         "repeats": args.repeats,
-        "overhead": round(best_ours / best_bare, 4),
-        "target": "overhead < 1.05",
-        "same_text": ours_text == bare_text,
+        "overhead": round(best["ours"] / best["bare"], 4),
+        "grammar_cost": round(best["bare"] / best["off"], 4),
+        "target": "overhead < 1.05, grammar_cost <= 1.15",
+        "same_text": ours_text == bare_out.text,
         "rows": [
-            {"case": "ours: LlamaPromptWriter.write", "seconds": best_ours, "tokens_per_s": written / best_ours},
-            {"case": "bare: Llama.create_completion", "seconds": best_bare, "tokens_per_s": written / best_bare},
+            {
+                "case": "ours: LlamaPromptWriter.complete",
+                "seconds": best["ours"],
+                "tokens_per_s": written / best["ours"],
+            },
+            {"case": "bare: token loop, grammar", "seconds": best["bare"], "tokens_per_s": written / best["bare"]},
+            {"case": "bare: token loop, no grammar", "seconds": best["off"], "tokens_per_s": written / best["off"]},
+            {
+                "case": "llama-cpp-python create_completion, grammar",
+                "seconds": best["cc"],
+                "tokens_per_s": written / best["cc"],
+            },
             {"case": "load cold: check + Llama()", "seconds": cold, "tokens_per_s": ""},
             {"case": "load warm: cache hit", "seconds": warm, "tokens_per_s": ""},
             {"case": "load bare: Llama()", "seconds": bare_load, "tokens_per_s": ""},

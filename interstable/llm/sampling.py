@@ -17,17 +17,17 @@ import ctypes
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from interstable.prompt import EffectiveSampling
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Generated", "generate"]
 
 _PENALTY_LAST_N = 64  # llama-cpp-python's last_n_tokens_size
 _MIN_P = 0.05
-_TOKEN_DTYPE = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ _WORD_PIECES: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictio
 
 def _word_pieces(llm: Any) -> np.ndarray:
     """Which tokens continue a word (their text starts with a letter or digit); computed once per model."""
+    import numpy as np
+
     mask = _WORD_PIECES.get(llm)
     if mask is None:
         mask = np.array([llm.detokenize([i])[:1].isalnum() for i in range(llm.n_vocab())], dtype=bool)
@@ -76,6 +78,9 @@ class _Picker:
     def __init__(
         self, llama_cpp: Any, llm: Any, *, eff: EffectiveSampling, seed: int, grammar: str | None, banned: Sequence[int]
     ) -> None:
+        import numpy as np
+
+        self.np = np
         self.lib, self.llm = llama_cpp, llm
         self.n_vocab = llm.n_vocab()
         self.ctx = llm._ctx.ctx
@@ -83,8 +88,9 @@ class _Picker:
         vocab = llm._model.vocab
         self.gram = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root") if grammar else None
         self.ids = np.arange(self.n_vocab, dtype=np.int32)
-        self.data = np.zeros(self.n_vocab, dtype=_TOKEN_DTYPE)
-        self.one = np.zeros(1, dtype=_TOKEN_DTYPE)
+        token_dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+        self.data = np.zeros(self.n_vocab, dtype=token_dtype)
+        self.one = np.zeros(1, dtype=token_dtype)
         self.banned = np.asarray(list(banned), dtype=np.int64)
         self.resamples = 0
 
@@ -97,6 +103,7 @@ class _Picker:
         return int(array["id"][cur.selected])
 
     def _fill(self) -> None:
+        np = self.np
         logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
         self.data["id"] = self.ids
         self.data["logit"] = logits
@@ -105,6 +112,7 @@ class _Picker:
             self.data["logit"][self.banned] = -np.inf
 
     def pick(self) -> int:
+        np = self.np
         self._fill()
         token = self._apply(self.chain, self.data)
         if self.gram is None:

@@ -155,11 +155,11 @@ def decode_fails_on_gpu(monkeypatch):
             built.append(kwargs["n_gpu_layers"])
             self.on_gpu = kwargs["n_gpu_layers"] != 0
 
-        def create_completion(self, *args, **kwargs):
+        def eval(self, tokens):  # the writer's token loop evaluates through Llama.eval (it raises as decode fails)
             if self.on_gpu:
                 llama_log(reason["log"])
                 raise RuntimeError(reason["message"])
-            return super().create_completion(*args, **kwargs)
+            return super().eval(tokens)
 
     monkeypatch.setattr(llama_cpp, "Llama", GpuLlama)
     return built, reason

@@ -37,6 +37,8 @@ def test_llm(capsys):
     assert [row["case"].split(":")[0] for row in result["rows"]] == [
         "ours",
         "bare",
+        "bare",
+        "llama-cpp-python create_completion, grammar",
         "load cold",
         "load warm",
         "load bare",
