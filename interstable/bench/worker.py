@@ -11,7 +11,8 @@ Side by side in one run, each the minimum of ``--repeats`` rounds (the two sides
   writes exactly ``--tokens`` tokens) through the worker (:class:`ProcessPromptWriter`) vs in-process
   (:class:`LlamaPromptWriter`); ``same_text`` says whether both wrote the same text.
 - memory: this process's RSS before the worker, with the worker loaded and after Unload, the worker's own RSS, and
-  this process's RSS with the model loaded in-process and after closing it.
+  this process's RSS with the model loaded in-process and after closing it (each taken after a prompt was written:
+  llama.cpp maps the file, and its pages count once they are read).
 
 Targets (issue 15): load ratio <= 1.5, prompt ratio <= 1.03. Without ``--model`` a tiny random GGUF is written to a
 temporary folder (its fixed costs dominate: the ratios are at their worst).
@@ -69,12 +70,10 @@ def measure(model: Path, *, repeats: int, tokens: int, threads: int) -> dict[str
     me = os.getpid()
     rss_before = process_rss(me)
     worker_load, local_load, worker_prompt, local_prompt = [], [], [], []
-    worker_rss, parent_loaded = None, None
     for _ in range(repeats):
         stop_worker()
         seconds, _ = _timed(ProcessPromptWriter(model, load=load, ignore_eos=True).load)
         worker_load.append(seconds)
-        worker_rss, parent_loaded = worker_status()["rss_bytes"], process_rss(me)
     prestarted = []
     for _ in range(repeats):
         stop_worker()
@@ -83,13 +82,14 @@ def measure(model: Path, *, repeats: int, tokens: int, threads: int) -> dict[str
         seconds, _ = _timed(ProcessPromptWriter(model, load=load, ignore_eos=True).load)
         prestarted.append(seconds)
     writer = ProcessPromptWriter(model, load=load, ignore_eos=True)
-    worker_text = writer.write(request, seed=7, sampling=sampling)  # warm-up
+    worker_text = writer.write(request, seed=7, sampling=sampling)  # warm-up: every weight page is touched now
+    worker_rss, parent_loaded = worker_status()["rss_bytes"], process_rss(me)
     stop_worker()
     parent_after = process_rss(me)
     first_local, _ = _timed(LlamaPromptWriter(model, load=load, ignore_eos=True).load)  # imports llama_cpp
-    local_rss = process_rss(me)
     local = LlamaPromptWriter(model, load=load, ignore_eos=True)
     local_text = local.write(request, seed=7, sampling=sampling)
+    local_rss = process_rss(me)
     for i in range(repeats):
         sides = [("local", local), ("worker", writer)]
         for name, side in sides if i % 2 == 0 else sides[::-1]:
@@ -123,9 +123,9 @@ def measure(model: Path, *, repeats: int, tokens: int, threads: int) -> dict[str
         },
         {"case": "RSS: this process before the worker", "mib": _mib(rss_before)},
         {"case": "RSS: this process, worker loaded", "mib": _mib(parent_loaded)},
-        {"case": "RSS: the worker, model loaded", "mib": _mib(worker_rss)},
+        {"case": "RSS: the worker, model loaded and used", "mib": _mib(worker_rss)},
         {"case": "RSS: this process after Unload (worker ended)", "mib": _mib(parent_after)},
-        {"case": "RSS: this process, model loaded in-process", "mib": _mib(local_rss)},
+        {"case": "RSS: this process, model loaded and used in-process", "mib": _mib(local_rss)},
         {"case": "RSS: this process after closing it", "mib": _mib(process_rss(me))},
     ]
     return {

@@ -5,8 +5,9 @@ A worker process (a fresh interpreter, :mod:`interstable.llm.worker_child`) owns
 llama.cpp (SIGSEGV, an abort, the out-of-memory killer) then ends only the worker: the call raises
 :class:`LLMProcessError` naming the signal and what was being done, and the next call starts a fresh worker.
 
-- Tokens stream back one by one to ``on_progress``; ``should_stop`` is polled every 50 ms and after each token, and a
-  stop reaches the worker at once (its generation ends at the next token, the model stays loaded).
+- Tokens stream back one by one to ``on_progress``; ``should_stop`` is checked after each token (and every 50 ms while
+  the prompt is evaluated), and the worker waits for the answer to token n before it goes past token n + 1: an
+  Interrupt ends the generation within one token, and the model stays loaded.
 - One worker at a time, process-wide: a writer for another model file or other :class:`LoadSettings` ends the running
   worker first and starts its own. :meth:`ProcessPromptWriter.close` (the "Unload" policy) ends the worker, which
   gives back all its RAM and VRAM; keeping the writer open ("Keep loaded") keeps the worker and its model.

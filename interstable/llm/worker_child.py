@@ -3,8 +3,9 @@
 Started by :mod:`interstable.llm.worker` as ``python -c "from interstable.llm.worker_child import main; main()"``.
 Requests come on stdin, replies go out on a duplicate of stdout (see :mod:`interstable.llm.wire`); fd 1 itself is
 pointed at stderr, and the log goes to stderr, which the WebUI process relays into its own log. Each token is sent
-and then waits for the WebUI process's answer (go on, or stop), read on the same thread: no thread hand-off per token.
-A ``("stop", id)`` sent while the prompt was being evaluated is read with the first token's answer. The process ends
+and the next token waits for the WebUI process's answer to it (go on, or stop), read on the same thread: one token
+in flight, no thread hand-off. A ``("stop", id)`` sent while the prompt was being evaluated is read with the first
+answer; answers still unread when a request ends are skipped. The process ends
 when asked, or when its stdin closes (the WebUI process is gone).
 """
 
@@ -69,11 +70,18 @@ class _Child:
             request, sampling = args
             return self.writer.prompt_tokens(request, sampling=sampling)
 
+        unanswered = [0]
+
         def progress(done: int, total: int) -> None:
-            # In step with the WebUI process: it answers each token once its progress callback and stop check ran,
-            # so an Interrupt pressed during token n ends the generation before token n + 1, as in-process.
+            # One token in flight: the WebUI process answers each token once its progress callback and stop check
+            # ran, and token n + 1 waits for the answer to token n. An Interrupt pressed while token n was reported
+            # ends the generation with token n + 1 at the latest, and the answer's round trip overlaps with the
+            # next token's computation instead of adding to it.
             self.send("token", rid, done, total)
-            self.wait_for_answer(rid)
+            unanswered[0] += 1
+            while unanswered[0] > 1:
+                self.wait_for_answer(rid)
+                unanswered[0] -= 1
 
         def should_stop() -> bool:
             return rid in self.stopped
