@@ -15,18 +15,6 @@ from interstable.errors import ConfigError, InterStableError
 
 logger = logging.getLogger("interstable")
 
-_last_prompt = [""]
-
-
-def remember_prompt(prompt: str) -> None:
-    """Keep the final prompt of the latest job or preview for the "copy" button."""
-    _last_prompt[0] = prompt
-
-
-def last_prompt() -> str:
-    """The final prompt of the latest job or preview ("" before the first)."""
-    return _last_prompt[0]
-
 
 def model_names() -> list[str]:
     """The ``.gguf`` names in the LLM models folder (an unusable folder gives none, logged)."""
@@ -86,7 +74,6 @@ def run_preview(config: JobConfig, image: Any, *, prompt: str, seed: int, region
         finally:
             job.finish()
             shared.state.end()
-    remember_prompt(outcome.prompt)
     return outcome, job.info.llm_name
 
 
@@ -154,8 +141,8 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
     import gradio as gr
 
     from interstable.prompt import DEFAULT_PRESET, PRESETS
+    from interstable.webui.wiring import Wiring, connect
 
-    host = getattr(script, "interstable_host_components", {})
     with gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")):
         with gr.Row():
             preview_button = gr.Button(value="Preview lines, caption and prompt", elem_id=script.elem_id("preview"))
@@ -187,8 +174,7 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
         return download_default_model(progress)
 
     download.click(fn=download_with_progress, inputs=[], outputs=[tool_status])
-    image_input, prompt_box, seed = (host.get(k) for k in ("img2img_image", "img2img_prompt", "img2img_seed"))
-    if image_input is not None and prompt_box is not None and seed is not None:
-        preview_button.click(fn=preview, inputs=[image_input, prompt_box, seed, *controls],
-                             outputs=[lined, caption, prompt, status])  # fmt: skip
-        copy_button.click(fn=last_prompt, inputs=[], outputs=[prompt_box])
+    last = gr.State("")  # this browser's last prompt (a State is per session)
+    outputs = [lined, caption, prompt, status]
+    script.interstable_wiring = Wiring(preview_button, copy_button, list(controls), outputs, last)
+    connect(script)  # what the tab made before the scripts; the rest is connected as after_component sees it

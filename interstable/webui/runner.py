@@ -17,7 +17,7 @@ from interstable.args import JobConfig, infotext_text, to_infotext
 from interstable.errors import ConfigError, InputImageError, JobInterrupted
 from interstable.job import ImageInput, ImageOutcome, run_pipeline
 from interstable.seeds import derive_seed
-from interstable.webui import actions, masks
+from interstable.webui import masks
 from interstable.webui import resources as job_resources
 from interstable.webui import settings as settings_module
 from interstable.webui.results import GridPlan, Results
@@ -281,8 +281,6 @@ class _Run:
                 setattr(p, key, value)
             p.extra_generation_params = base_params
             self.models.finish()
-        if out.prompts:
-            actions.remember_prompt(out.prompts[-1])
         return out.processed(p, grid=GridPlan.of(original["do_not_save_grid"], self.layout.batch_size))
 
     def empty(self) -> Any:

@@ -28,16 +28,12 @@ def ui(script: Any, is_img2img: bool) -> list[Any]:
     return build_controls(script, model_choices=model_names())
 
 
-HOST_COMPONENTS = ("img2img_image", "img2img_prompt", "img2img_seed")
-
-
 def after_component(script: Any, component: Any, **kwargs: Any) -> None:
-    """Remember the img2img tab's image, prompt box and seed (the preview reads them; copy writes the prompt)."""
-    elem_id = kwargs.get("elem_id") or getattr(component, "elem_id", None)
-    if elem_id in HOST_COMPONENTS:
-        if not hasattr(script, "interstable_host_components"):
-            script.interstable_host_components = {}
-        script.interstable_host_components[elem_id] = component
+    """Remember the img2img tab's image, prompt box, seed and generation info (Preview reads them, Copy writes the
+    prompt) and connect the buttons once they exist (:mod:`interstable.webui.wiring`)."""
+    from interstable.webui import wiring
+
+    wiring.remember(script, component, kwargs)
 
 
 def user_prompt_field(params: dict) -> object:

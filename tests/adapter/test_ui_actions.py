@@ -13,6 +13,12 @@ def _handler(component, event="click"):
     return registered
 
 
+def _preview(created, last=""):
+    """The Preview button's function as the user sees it: the four outputs, with this browser's last prompt."""
+    fn = _handler(created["preview"])["fn"]
+    return lambda image, prompt, seed, *values: fn(image, prompt, seed, last, *values)[:4]
+
+
 def test_preview_shows_lines_caption_and_prompt_without_sampling(host, runner, script):
     from modules import processing
 
@@ -20,31 +26,38 @@ def test_preview_shows_lines_caption_and_prompt_without_sampling(host, runner, s
     handler = _handler(created["preview"])
     host_inputs = [runner.host_components[k] for k in ("img2img_image", "img2img_prompt", "img2img_seed")]
     assert handler["inputs"][:3] == host_inputs
-    assert handler["inputs"][3:] == controls
+    last = handler["inputs"][3]
+    assert handler["inputs"][4:] == controls
+    assert handler["outputs"][-1] is last  # the preview's prompt becomes this browser's last prompt
     values = [c.value for c in controls]
-    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77.0, *values)
+    *shown, remembered = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77.0, "older", *values)
+    lined, caption, prompt, status = shown
+    assert remembered == prompt
     assert lined.size == (64, 64)
     assert caption.startswith("a photo of a cat")
     assert prompt.endswith("(oil:1.1)")
     assert status.endswith("lines, seed 77")
-    again = handler["fn"](Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77, *values)
+    again = _preview(created)(Image.new("RGB", (64, 64), "navy"), "(oil:1.1)", 77, *values)
     assert again[2] == prompt
     assert again[0].tobytes() == lined.tobytes()  # the tab's seed gives what Generate would draw and write
     assert processing.calls == []  # nothing was sampled
     copy = _handler(created["copy"])
-    assert copy["outputs"] == [runner.host_components["img2img_prompt"]]
-    assert copy["fn"]() == prompt
+    box = runner.host_components["img2img_prompt"]
+    assert copy["inputs"] == [last, box]
+    assert copy["outputs"] == [box]
+    assert copy["fn"](prompt, "what I typed") == prompt
+    assert copy["fn"]("", "what I typed") == "what I typed"  # nothing yet in this browser: the box stays
 
 
 def test_preview_reports_errors_instead_of_raising(host, runner, script):
     controls, created = _ui(script)
-    handler = _handler(created["preview"])
+    preview = _preview(created)
     values = [c.value for c in controls]
     values[[a.key for a in ARGS].index("llm_model")] = "missing.gguf"
-    lined, caption, prompt, status = handler["fn"](Image.new("RGB", (64, 64)), "mine", -1, *values)
+    lined, caption, prompt, status = preview(Image.new("RGB", (64, 64)), "mine", -1, *values)
     assert (lined, caption, prompt) == (None, "", "")
     assert status.startswith("Preview failed: No model named 'missing.gguf'")
-    assert handler["fn"](None, "", -1, *values)[3].startswith("Drop an image")
+    assert preview(None, "", -1, *values)[3].startswith("Drop an image")
 
 
 def test_preset_fills_the_instruction_box(script):
@@ -102,7 +115,7 @@ def test_preview_with_the_tab_seed_matches_what_generate_makes(host, runner, scr
     controls, created = _ui(script)
     values = [c.value for c in controls]
     image = Image.new("RGB", (64, 64), "teal")
-    lined, _caption, prompt, _status = _handler(created["preview"])["fn"](image, "mine", 1234, *values)
+    lined, _caption, prompt, _status = _preview(created)(image, "mine", 1234, *values)
     p = processing.StableDiffusionProcessingImg2Img(init_images=[image], width=64, height=64, prompt="mine", seed=1234)
     full = [1, *values]
     p.scripts, p.script_args = runner, full
@@ -147,7 +160,7 @@ def test_preview_after_an_interrupted_job_still_works(host, runner, script):
     host.state.interrupt()
     host.state.end()
     controls, created = _ui(script)
-    result = _handler(created["preview"])["fn"](Image.new("RGB", (64, 64)), "mine", 3, *[c.value for c in controls])
+    result = _preview(created)(Image.new("RGB", (64, 64)), "mine", 3, *[c.value for c in controls])
     assert result[0] is not None, result[3]
     assert ("begin", "interstable_preview") in host.state.history
 
@@ -155,5 +168,93 @@ def test_preview_after_an_interrupted_job_still_works(host, runner, script):
 def test_preview_explains_a_host_image_it_cannot_read(host, script):
     controls, created = _ui(script)
     values = [c.value for c in controls]
-    status = _handler(created["preview"])["fn"]("<div>a canvas</div>", "mine", 3, *values)[3]
+    status = _preview(created)("<div>a canvas</div>", "mine", 3, *values)[3]
     assert status.startswith("The preview needs the img2img tab's image")
+
+
+def _fresh_script(fake_host):
+    from pathlib import Path
+
+    from modules import scripts
+
+    (cls,) = scripts.load_scripts(Path(__file__).resolve().parents[2])
+    script = cls()
+    script.is_img2img, script.filename = True, "scripts/interstable.py"
+    return script
+
+
+def _seen(script, component):
+    script.after_component(component, elem_id=component.elem_id, elem_classes=component.kwargs.get("elem_classes"))
+
+
+def test_preview_and_copy_are_wired_when_the_seed_comes_after_the_scripts(fake_host):
+    """``ui_reorder_list`` with the scripts before the seed (HOST_CONTRACT.md 11.9)."""
+    import gradio as gr
+
+    script = _fresh_script(fake_host)
+    with gr.Blocks():
+        image, prompt = gr.Image(elem_id="img2img_image", type="pil"), gr.Textbox(elem_id="img2img_prompt")
+        for component in (image, prompt):
+            _seen(script, component)
+        with gr.Blocks() as ours:
+            script.ui(True)
+        created = {c.elem_id.removeprefix("script_interstable_llm_rline_"): c for c in _walk(ours)}
+        assert "click" not in created["preview"].events  # no seed yet
+        assert len(created["copy"].events["click"]) == 1
+        seed = gr.Number(elem_id="img2img_seed", value=-1, precision=0)
+        _seen(script, seed)
+    assert _handler(created["preview"])["inputs"][:3] == [image, prompt, seed]
+    assert len(created["copy"].events["click"]) == 1  # each button once
+
+
+def _walk(node):
+    for child in getattr(node, "children", []):
+        if getattr(child, "elem_id", None):
+            yield child
+        yield from _walk(child)
+
+
+def test_on_forge_the_preview_reads_the_canvas_image_not_its_html_block(fake_host):
+    """Forge's ``img2img_image`` is ForgeCanvas's HTML; the image is its background component (HOST_CONTRACT.md 11.8).
+    Not run in a real Forge: modelled on Forge dfdcbab6's ``modules_forge/forge_canvas/canvas.py``."""
+    import gradio as gr
+
+    script = _fresh_script(fake_host)
+    with gr.Blocks():
+        block = gr.HTML("<div class='forge-image-container'></div>", elem_id="img2img_image")
+        foreground = gr.Textbox(label="foreground", elem_id="uuid_1", elem_classes=["logical_image_foreground"])
+        background = gr.Textbox(label="background", elem_id="uuid_1", elem_classes=["logical_image_background"])
+        prompt = gr.Textbox(elem_id="img2img_prompt")
+        seed = gr.Number(elem_id="img2img_seed", value=-1, precision=0)
+        for component in (block, foreground, background, prompt, seed):
+            _seen(script, component)
+        with gr.Blocks() as ours:
+            script.ui(True)
+    created = {c.elem_id.removeprefix("script_interstable_llm_rline_"): c for c in _walk(ours)}
+    assert _handler(created["preview"])["inputs"][0] is background
+
+
+def test_copy_takes_this_browsers_last_job_from_the_tabs_generation_info(fake_host):
+    import json
+
+    import gradio as gr
+
+    from interstable.webui.wiring import prompt_of_info
+
+    script = _fresh_script(fake_host)
+    with gr.Blocks():
+        with gr.Blocks() as ours:
+            script.ui(True)
+        prompt = gr.Textbox(elem_id="img2img_prompt")
+        info = gr.Textbox(elem_id="generation_info_img2img", visible=False)
+        for component in (prompt, info):
+            _seen(script, component)
+    created = {c.elem_id.removeprefix("script_interstable_llm_rline_"): c for c in _walk(ours)}
+    change = _handler(info, "change")
+    last = _handler(created["copy"])["inputs"][0]
+    assert change["inputs"] == [info, last]
+    assert change["outputs"] == [last]
+    job = json.dumps({"prompt": "first", "all_prompts": ["first", "second, user"]})
+    assert prompt_of_info(job, "older") == "second, user"
+    assert prompt_of_info("", "older") == "older"
+    assert prompt_of_info("not json", "older") == "older"

@@ -55,7 +55,26 @@ def _paste_route(demo, app):
             return {"prompt": value}
         return {"prompt": None, "error": f"no paste function writes {tab}_prompt"}
 
+    def wiring():
+        """For each event of a component whose elem_id starts with ``script_interstable``: the elem_ids (or block
+        types) of its inputs and outputs."""
+
+        def name(block_id):
+            block = demo.blocks[block_id]
+            return getattr(block, "elem_id", None) or type(block).__name__
+
+        events = []
+        for dependency in demo.dependencies:
+            for target in dependency.get("targets", []):
+                block_id = target[0] if isinstance(target, (list, tuple)) else target
+                trigger = name(block_id)
+                if str(trigger).startswith("script_interstable") or trigger == "generation_info_img2img":
+                    events.append({"trigger": trigger, "inputs": [name(i) for i in dependency["inputs"]],
+                                   "outputs": [name(o) for o in dependency["outputs"]]})  # fmt: skip
+        return {"events": events}
+
     app.add_api_route("/interstable-test/v1/paste", paste, methods=["POST"])
+    app.add_api_route("/interstable-test/v1/wiring", wiring, methods=["GET"])
 
 
 script_callbacks.on_app_started(_paste_route)
