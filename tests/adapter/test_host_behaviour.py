@@ -314,3 +314,30 @@ def test_ui_config_keys_of_our_components_are_our_own(runner):
     ]
     assert len(keys) == len(set(keys)), keys  # the preview's prompt box no longer shares the main prompt's key
     assert all(k.startswith("customscript/interstable.py/img2img/") for k in ours), ours
+
+
+def test_on_forge_the_extra_result_images_of_every_call_stay_in_the_merged_result(fake_host):
+    """Forge's ControlNet appends to ``p.extra_result_images``, one list for every call, and the UI and the API
+    return ``images + extra_images`` (Forge dfdcbab6 ``modules/img2img.py``); not run in a real Forge."""
+    from modules import processing, scripts
+
+    class ForgeExtra(scripts.Script):
+        def title(self):
+            return "forge extra"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def postprocess(self, p, processed, *args):
+            p.extra_result_images.append(Image.new("RGB", (8, 8), "cyan"))
+
+    runner = _load(fake_host, ForgeExtra)
+    processing.Processed.extra_images = []  # Forge's Processed always has the attribute
+    try:
+        p = _p(n_iter=2)
+        p.extra_result_images = []
+        processed = _run(runner, p, _values())
+        assert [i.size for i in processed.extra_images] == [(8, 8), (8, 8)]
+        assert all(i.size != (8, 8) for i in processed.images)
+    finally:
+        del processing.Processed.extra_images

@@ -348,6 +348,8 @@ def _process_images_inner(p) -> Processed:
         index_of_first_image=index_of_first_image,
         infotexts=infotexts,
     )
+    if hasattr(p, "extra_result_images"):  # Forge: Processed(..., extra_images_list=p.extra_result_images)
+        processed.extra_images = p.extra_result_images
     if p.scripts is not None:
         p.scripts.postprocess(p, processed)  # AlwaysVisible scripts may append images (HOST_CONTRACT.md 11.3)
     return processed
