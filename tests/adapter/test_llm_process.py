@@ -268,3 +268,54 @@ def test_the_server_url_flag_wins_over_the_setting(host, monkeypatch):
     assert settings.read().server_url == "http://flag:2/v1"
     host.opts.interstable_server_key = "hidden-key"
     assert "hidden-key" not in repr(settings.read())
+
+
+@pytest.fixture
+def on_server(host):
+    import openai_standin
+
+    with openai_standin.serve() as script:
+        host.opts.interstable_llm_backend = "OpenAI-compatible server"
+        host.opts.interstable_server_url = script.url
+        host.opts.interstable_server_key_env = "INTERSTABLE_TEST_KEY"
+        yield script
+
+
+def test_a_server_job_records_backend_model_and_seed_but_never_url_or_key(on_server, runner, script, monkeypatch):
+    monkeypatch.setenv("INTERSTABLE_TEST_KEY", "sk-test-secret")
+    processed = _run(runner, llm_model="big.gguf")  # the job's model: the server lists "big"
+    assert len(processed.images) == 2
+    params = _params(processed.infotexts[0])
+    assert params["InterStable LLM backend"] == "OpenAI-compatible server"
+    assert params["InterStable LLM model"] == "big"
+    assert "InterStable LLM hash" not in params
+    posts = [r["body"] for r in on_server.received if r["path"] == "/v1/chat/completions"]
+    recorded = [int(_params(t)["InterStable LLM seed"]) for t in processed.infotexts]
+    assert [b["seed"] for b in posts] == [seed % 0xFFFFFFFF for seed in recorded]  # the seed each image's prompt got
+    assert "red house, warm light" in processed.all_prompts[0]
+    assert {r["auth"] for r in on_server.received} == {"Bearer sk-test-secret"}
+    for text in processed.infotexts:
+        assert on_server.url not in text
+        assert "sk-test-secret" not in text
+
+
+def test_an_unreachable_server_goes_through_the_failure_policy(on_server, runner, script, host):
+    from interstable.errors import ModelLoadError
+
+    host.opts.interstable_server_url = "http://127.0.0.1:9/v1"
+    with pytest.raises(ModelLoadError, match=r"http://127\.0\.0\.1:9/v1/models cannot be reached"):
+        _run(runner)
+    host.opts.interstable_failure_policy = "Continue without it"
+    processed = _run(runner)
+    assert len(processed.images) == 2
+    assert "cannot be reached" in _params(processed.infotexts[0])["InterStable failure"]
+
+
+def test_a_bad_server_url_is_a_clear_error_before_any_work(on_server, runner, script, host):
+    from modules import processing
+
+    host.opts.interstable_server_url = "localhost:8080"
+    with pytest.raises(ValueError, match=r"LLM server URL .*'localhost:8080' is not valid"):
+        _run(runner)
+    assert host.interrogator.calls == []
+    assert processing.calls == []

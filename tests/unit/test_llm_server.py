@@ -5,11 +5,9 @@ backoff, clear errors naming the URL and the fix, the API key only in the header
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import openai_standin
 import pytest
 
 from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError, PromptError
@@ -20,58 +18,10 @@ REQUEST = PromptRequest(caption="a red house")
 KEY = "sk-very-secret-1234"
 
 
-class Script:
-    """What the stand-in answers: a queue of statuses for chat requests, the models, and what it received."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.models = [{"id": "smol", "owned_by": "me"}, {"id": "big", "owned_by": "me"}]
-        self.pieces = ["red house", ", ", "warm light"]
-        self.received: list[dict] = []
-
-
 @pytest.fixture
 def stand_in():
-    script = Script()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status, body, content_type="application/json"):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):
-            script.received.append({"path": self.path, "auth": self.headers.get("Authorization")})
-            if self.path == "/v1/models":
-                self._send(200, json.dumps({"data": script.models}).encode())
-            else:
-                self._send(404, b"{}")
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            script.received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            status = script.statuses.pop(0) if script.statuses else 200
-            if status == 401:
-                self._send(401, json.dumps({"error": {"message": "invalid api key"}}).encode())
-                return
-            if status != 200:
-                self._send(status, json.dumps({"error": {"message": f"busy ({status})"}}).encode())
-                return
-            events = [{"choices": [{"delta": {"content": p}, "finish_reason": None}]} for p in script.pieces]
-            events.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
-            data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self._send(200, data.encode(), "text/event-stream")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield script
-    server.shutdown()
-    server.server_close()
+    with openai_standin.serve() as script:
+        yield script
 
 
 def test_urls_get_v1_and_bad_ones_are_clear_errors():
