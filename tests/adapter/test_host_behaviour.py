@@ -341,3 +341,30 @@ def test_on_forge_the_extra_result_images_of_every_call_stay_in_the_merged_resul
         assert all(i.size != (8, 8) for i in processed.images)
     finally:
         del processing.Processed.extra_images
+
+
+class _TotalBar:
+    """The host's ``shared.total_tqdm`` (modules/shared_total_tqdm.py): the console's "Total progress" bar."""
+
+    def __init__(self):
+        self.totals = []
+
+    def updateTotal(self, new_total):  # the host's name
+        self.totals.append(new_total)
+
+
+def test_the_console_total_counts_only_sampling_steps(runner, fake_host, monkeypatch):
+    bar = _TotalBar()
+    monkeypatch.setattr(fake_host, "total_tqdm", bar)
+    _run(runner, _p(n_iter=3, steps=20, denoising_strength=0.5), _values())
+    assert bar.totals == [3 * (10 + 1)]  # t_enc + 1 steps per call (setup_img2img_steps, launch_sampling)
+
+
+def test_under_the_batch_tab_the_first_file_sets_the_job_count_for_all_files(runner, fake_host):
+    fake_host.state.job = "1 out of 3"
+    _run(runner, _p(n_iter=2), _values())
+    assert fake_host.state.job_count == 3 * (2 + 2)  # files x (captions, prompts, two sampling calls)
+    fake_host.state.job = "2 out of 3"
+    fake_host.state.job_count = 99
+    _run(runner, _p(n_iter=2), _values())
+    assert fake_host.state.job_count == 99  # the later files leave it
