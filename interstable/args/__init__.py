@@ -25,6 +25,7 @@ from interstable.args.docs import BUTTON_TIPS, markdown_table, tooltips_js
 from interstable.args.table import (
     ARGS,
     ARGS_BY_KEY,
+    BASE_MARK,
     DEFAULT_MODEL_LABEL,
     NO_MODEL,
     TEXT_MAX_CHARS,
@@ -36,6 +37,7 @@ from interstable.args.table import (
 __all__ = [
     "ARGS",
     "ARGS_BY_KEY",
+    "BASE_MARK",
     "BUTTON_TIPS",
     "DEFAULT_MODEL_LABEL",
     "NO_MODEL",

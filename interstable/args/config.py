@@ -133,15 +133,23 @@ def _infotext_value(arg: Arg, value: object) -> object:
     return value
 
 
+def _is_default(arg: Arg, value: object) -> bool:
+    if arg.kind == "float":
+        return round(float(value), 6) == round(float(arg.default), 6)  # type: ignore[arg-type]
+    return value == arg.default
+
+
 def to_infotext(config: JobConfig) -> dict[str, object]:
-    """Return ``{infotext key: value}`` for every argument; texts that are empty by default are left out when empty."""
-    result: dict[str, object] = {}
-    for arg in ARGS:
-        value = getattr(config, arg.key)
-        if arg.kind in ("text", "model") and value == arg.default == "":
-            continue
-        result[arg.infotext] = _infotext_value(arg, value)
-    return result
+    """Return ``{infotext key: value}`` for the arguments that differ from their defaults.
+
+    A key that is missing means the default, both for :func:`from_infotext` and for the UI's paste (which sets every
+    control an InterStable infotext leaves out back to its default), so the short infotext restores every control.
+    """
+    return {
+        arg.infotext: _infotext_value(arg, getattr(config, arg.key))
+        for arg in ARGS
+        if not _is_default(arg, getattr(config, arg.key))
+    }
 
 
 def from_infotext(params: Mapping[str, object]) -> JobConfig:

@@ -12,7 +12,17 @@ from typing import Literal
 
 from interstable.errors import ConfigError
 
-__all__ = ["ARGS", "ARGS_BY_KEY", "DEFAULT_MODEL_LABEL", "NO_MODEL", "TEXT_MAX_CHARS", "Arg", "Choice", "parse_value"]
+__all__ = [
+    "ARGS",
+    "ARGS_BY_KEY",
+    "BASE_MARK",
+    "DEFAULT_MODEL_LABEL",
+    "NO_MODEL",
+    "TEXT_MAX_CHARS",
+    "Arg",
+    "Choice",
+    "parse_value",
+]
 
 Kind = Literal["float", "int", "bool", "choice", "text", "model"]
 Group = Literal["Lines", "Caption", "Prompt", "Advanced"]
@@ -22,6 +32,8 @@ DEFAULT_MODEL_LABEL = "(default)"
 """What the model dropdown shows for "use the default model from Settings"; parsed to ``""``."""
 NO_MODEL = "(none)"
 """The model value that skips the LLM: the prompt is then the caption plus your own prompt."""
+BASE_MARK = " (base)"
+"""What the model dropdown appends to a base model (no chat template); the parser drops it."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +237,8 @@ def _parse_text(arg: Arg, value: object, where: str) -> str:
         name = value.strip()
         if name.lower() in (DEFAULT_MODEL_LABEL, NO_MODEL):
             return "" if name.lower() == DEFAULT_MODEL_LABEL else NO_MODEL
+        if name.lower().endswith(".gguf" + BASE_MARK):
+            return name[: -len(BASE_MARK)]
         return name
     return value
 

@@ -11,28 +11,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from interstable.args import DEFAULT_MODEL_LABEL, NO_MODEL, JobConfig, from_script_args
-from interstable.errors import ConfigError, InterStableError
+from interstable.errors import InterStableError
 
 logger = logging.getLogger("interstable")
 
 
 def model_names() -> list[str]:
-    """The ``.gguf`` names in the LLM models folder (an unusable folder gives none, logged)."""
-    from interstable.llm import models
-    from interstable.webui import settings
+    """The model dropdown's models: the instruct ones, then the base ones marked (:mod:`interstable.webui.choices`)."""
+    from interstable.webui import choices, settings
 
-    try:
-        return [m.name for m in models.list_models(settings.read().llm_dir)]
-    except ConfigError as exc:
-        logger.warning("InterStable: %s", exc)
-        return []
+    return choices.scan(settings.read().llm_dir).labels
 
 
-def refresh_models(current: str) -> dict:
-    """New choices for the model dropdown; the current choice stays selected."""
+def refresh_models(current: str) -> tuple[dict, str]:
+    """The Refresh button: new choices for the model dropdown (the current choice stays) and what it found."""
     import gradio as gr
 
-    return gr.update(choices=[DEFAULT_MODEL_LABEL, NO_MODEL, *model_names()], value=current)
+    from interstable.webui import choices, settings
+
+    folder = settings.read().llm_dir
+    found = choices.scan(folder)
+    return gr.update(choices=[DEFAULT_MODEL_LABEL, NO_MODEL, *found.labels], value=current), found.summary(folder)
 
 
 def preset_text(name: str) -> str:
@@ -87,12 +86,14 @@ def preview(image: Any, prompt: str, seed: object, *values: object) -> tuple[Any
         The lined image, the caption, the final prompt and a status line (an error message on failure: the
         preview shows it instead of raising, and nothing the user wrote is touched).
     """
+    from interstable.webui.live import image_seed_of
+
     if image is None:
         return None, "", "", "Drop an image into the img2img tab first."
     if not hasattr(image, "size") or not hasattr(image, "mode"):
         return None, "", "", "The preview needs the img2img tab's image; use Generate, or the preview API route."
     try:
-        image_seed = _seed(seed)
+        image_seed = image_seed_of(seed)
         outcome, _model = run_preview(from_script_args(list(values)), image, prompt=prompt or "", seed=image_seed)
     except InterStableError as exc:
         return None, "", "", f"Preview failed: {exc}"
@@ -100,17 +101,6 @@ def preview(image: Any, prompt: str, seed: object, *values: object) -> tuple[Any
     if outcome.failures:
         status += "; " + "; ".join(outcome.failures)
     return outcome.lined.image, outcome.caption, outcome.prompt, status
-
-
-def _seed(value: object) -> int:
-    """The image seed from the tab's Seed box (-1, empty or not a number: a random one, as Generate does)."""
-    import random
-
-    try:
-        seed = int(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        seed = -1
-    return random.randrange(2**32 - 1) if seed == -1 else seed
 
 
 def download_default_model(progress: Any = None) -> str:
@@ -148,7 +138,8 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
             preview_button = gr.Button(value="Preview lines, caption and prompt", elem_id=script.elem_id("preview"))
             copy_button = gr.Button(value="Copy the last prompt to the prompt box", elem_id=script.elem_id("copy"))
         with gr.Row():
-            lined = gr.Image(label="Lined image", interactive=False, elem_id=script.elem_id("preview_image"))
+            lined = gr.Image(label="Lined image (follows the line controls live)", interactive=False, height=240,
+                             elem_id=script.elem_id("preview_image"))  # fmt: skip
             with gr.Column():
                 text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
                 caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
@@ -168,7 +159,7 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
         # label under img2img/ (HOST_CONTRACT.md 11.10), where "Prompt" is the main prompt box. They hold no default.
         output.do_not_save_to_config = True
     preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
-    refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"]])
+    refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"], tool_status])
 
     def download_with_progress(progress: Any = gr.Progress()) -> str:  # noqa: B008 (how Gradio injects its tracker)
         return download_default_model(progress)

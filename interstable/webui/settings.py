@@ -49,7 +49,12 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
     # key: (default, label, component, component args)
     return {
         "interstable_llm_dir": ("", "LLM models folder (empty: models/LLM under the WebUI folder)", "Textbox", {}),
-        "interstable_default_model": ("", "Default LLM model (a .gguf file name in that folder)", "Textbox", {}),
+        "interstable_default_model": (
+            "",
+            "Default LLM model (a .gguf file in that folder, instruct models first; empty: the folder's first)",
+            "Dropdown",
+            _model_choices,
+        ),
         "interstable_gpu_layers": ("auto", "LLM GPU layers: auto, 0 (CPU only), -1 (all) or a number", "Textbox", {}),
         "interstable_llm_threads": (0, "LLM CPU threads (0: automatic)", "Slider", {"minimum": 0, "maximum": 64}),
         "interstable_llm_backend": (
@@ -128,13 +133,26 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
     }
 
 
+def _refresh() -> None:
+    """The Settings page's refresh button: the choices are read again by :func:`_model_choices`."""
+
+
+def _model_choices() -> dict:
+    from interstable.webui.choices import setting_choices
+
+    return setting_choices(read().llm_dir)
+
+
 def register() -> None:
     """Add the options to ``shared.opts`` (an ``on_ui_settings`` callback)."""
     import gradio as gr
     from modules import shared
 
     for key, (default, label, component, component_args) in _options().items():
-        info = shared.OptionInfo(default, label, getattr(gr, component), component_args, section=SECTION)
+        refresh = _refresh if callable(component_args) else None  # the refresh button beside a dropdown
+        info = shared.OptionInfo(
+            default, label, getattr(gr, component), component_args, refresh=refresh, section=SECTION
+        )
         shared.opts.add_option(key, info)
 
 

@@ -83,6 +83,9 @@ def connect(script: Any) -> None:
     if "info" not in wiring.done and info is not None:
         wiring.done.add("info")
         info.change(fn=prompt_of_info, inputs=[info, wiring.last], outputs=[wiring.last])
+    from interstable.webui import live
+
+    live.connect(script)  # the live line preview needs the tab's image and seed too
 
 
 def copy_last(last: str, current: str) -> str:

@@ -147,7 +147,8 @@ def test_api_by_lowercase_name_with_defaults(runner):
     response = _api(runner, script_name="interstable llm r-line", script_args=[])
     info = json.loads(response["info"])
     assert len(response["images"]) == 1
-    assert "InterStable line density: 8.0" in info["infotexts"][0]
+    assert "InterStable line density" not in info["infotexts"][0]  # defaults are not written
+    assert "InterStable lines: " in info["infotexts"][0]
 
 
 def test_api_accepts_choice_labels_ids_and_indexes_case_insensitively(runner):
@@ -195,7 +196,13 @@ def test_api_bad_values_name_position_label_and_fix(runner, position, value, mes
 
 def test_api_nulls_mean_defaults(runner):
     response = _api(runner, script_name="interstable llm r-line", script_args=[None] * len(ARGS))
-    assert "InterStable line density: 8.0" in json.loads(response["info"])["infotexts"][0]
+    infotext = json.loads(response["info"])["infotexts"][0]
+    assert "InterStable line density" not in infotext
+    from modules import infotext_utils
+
+    assert from_infotext(infotext_utils.parse_generation_parameters(infotext)) == JobConfig.defaults().replace(
+        llm_model="tiny-mistral.gguf"
+    )
 
 
 def test_api_unknown_script_name_is_422(runner):

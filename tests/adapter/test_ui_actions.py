@@ -73,7 +73,8 @@ def test_refresh_lists_models_and_keeps_the_choice(host, script, tmp_path):
 
     write_tiny_llama(tmp_path / "models" / "LLM" / "second.gguf")
     handler = _handler(_ui(script)[1]["refresh"])
-    update = handler["fn"]("tiny-mistral.gguf")
+    update, status = handler["fn"]("tiny-mistral.gguf")
+    assert status.startswith("Found 2 instruct models in ")
     assert update["choices"] == ["(default)", "(none)", "second.gguf", "tiny-mistral.gguf"]
     assert update["value"] == "tiny-mistral.gguf"
 

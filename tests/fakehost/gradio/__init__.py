@@ -110,6 +110,9 @@ class Slider(Component):
         super().__init__(value=minimum if value is None else value, **kwargs)
         self.minimum, self.maximum, self.step = minimum, maximum, kwargs.get("step", 1)
 
+    def release(self, fn=None, inputs=None, outputs=None, **kwargs):  # gradio 3.41 and 4.x: the end of a drag
+        return self._event("release", fn, inputs, outputs, **kwargs)
+
 
 class Number(Component):
     extra = {"precision", "minimum", "maximum", "step"}

@@ -1,0 +1,147 @@
+"""Measure the script's controls in a real WebUI in headless Chromium, and take the docs screenshots.
+
+Run by hand (not a test; it needs Chromium, chromedriver and Selenium, none of which the test tiers install)::
+
+    apt-get install -y chromium chromium-driver && python -m pip install selenium
+    python tests/support/ui_measure.py [--shots docs] [--host a1111|forge]
+
+It builds and starts the real host as the realhost tier does (tests/support/realhost.py, without ``--api-auth`` so the
+browser needs no login), opens the img2img tab at 1500x1000, picks the script, and prints the height of the script's
+block (``#script_interstable_llm_rline_controls``) in its default state and with every accordion open, per theme.
+With ``--shots`` it writes ``ui-light.png`` and ``ui-dark.png`` (every section open) into that folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import realhost
+
+BLOCK = "#script_interstable_llm_rline_controls"
+TITLE = "InterStable LLM R-Line"
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1500,1000",
+    "--hide-scrollbars",
+)
+
+
+def _driver(profile: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.set_window_size(1500, 1000)
+    return driver
+
+
+def _wait(driver, script: str, timeout: float = 300) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(script)
+
+
+def _pick_script(driver) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _wait(driver, "return typeof gradioApp === 'function' && gradioApp().querySelector('#tab_img2img')")
+    for button in driver.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"):
+        if button.text.strip() == "img2img":
+            button.click()
+    box = driver.find_element(By.CSS_SELECTOR, "#img2img_script_container #script_list input")
+    driver.execute_script("arguments[0].scrollIntoView()", box)
+    box.click()
+    box.send_keys(TITLE)
+    box.send_keys(Keys.ENTER)
+    _wait(driver, f"const b = gradioApp().querySelector('{BLOCK}'); return b && b.offsetParent !== null")
+    time.sleep(1.5)
+
+
+def _height(driver) -> float:
+    return float(driver.execute_script(f"return gradioApp().querySelector('{BLOCK}').getBoundingClientRect().height"))
+
+
+def _open_all(driver) -> None:
+    for _ in range(6):
+        closed = driver.execute_script(
+            f"const b = gradioApp().querySelector('{BLOCK}');"
+            "const heads = [...b.querySelectorAll('.label-wrap')].filter(h => !h.classList.contains('open')"
+            " && h.offsetParent !== null);"
+            "heads.forEach(h => h.click()); return heads.length;"
+        )
+        if not closed:
+            return
+        time.sleep(0.8)
+
+
+def _shot(driver, path: Path) -> None:
+    element = driver.execute_script(f"return gradioApp().querySelector('{BLOCK}')")
+    driver.execute_script("arguments[0].scrollIntoView()", element)
+    height = int(_height(driver)) + 300
+    driver.set_window_size(1500, max(1000, height))
+    time.sleep(1.0)
+    element.screenshot(str(path))
+    driver.set_window_size(1500, 1000)
+
+
+def measure(url: str, shots: Path | None, profile_root: Path) -> dict:
+    results: dict[str, dict[str, float]] = {}
+    for theme in ("light", "dark"):
+        driver = _driver(profile_root / theme)
+        try:
+            driver.get(f"{url}/?__theme={theme}")
+            _pick_script(driver)
+            default = _height(driver)
+            _open_all(driver)
+            results[theme] = {"default_px": default, "all_open_px": _height(driver)}
+            if shots is not None:
+                _shot(driver, shots / f"ui-{theme}.png")
+        finally:
+            driver.quit()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shots", type=Path, help="write ui-light.png and ui-dark.png into this folder")
+    parser.add_argument("--host", choices=("a1111", "forge"), default="a1111")
+    args = parser.parse_args()
+    spec = realhost.FORGE if args.host == "forge" else realhost.A1111
+    webui = realhost.ensure_built(spec)
+    with tempfile.TemporaryDirectory(prefix="interstable-ui-") as tmp:
+        data_dir = Path(tmp) / "data"
+        extension = realhost.make_data_dir(webui, data_dir, models=[])
+        realhost.run_installer(webui, extension, log=realhost.ARTIFACTS / f"{spec.name}-ui-install.log")
+        host = realhost.RunningHost(webui, spec, data_dir, name="ui-measure").start()
+        try:
+            print(json.dumps(measure(host.url, args.shots, Path(tmp)), indent=1))
+        finally:
+            host.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
