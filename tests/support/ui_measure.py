@@ -65,29 +65,31 @@ def _wait(driver, script: str, timeout: float = 300) -> object:
 
 def _pick_script(driver) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
-    _wait(driver, "return typeof gradioApp === 'function' && gradioApp().querySelector('#tab_img2img')")
+    _wait(driver, "return document.querySelector('#tab_img2img')")
     for button in driver.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"):
         if button.text.strip() == "img2img":
             button.click()
     box = driver.find_element(By.CSS_SELECTOR, "#img2img_script_container #script_list input")
     driver.execute_script("arguments[0].scrollIntoView()", box)
     box.click()
-    box.send_keys(TITLE)
-    box.send_keys(Keys.ENTER)
-    _wait(driver, f"const b = gradioApp().querySelector('{BLOCK}'); return b && b.offsetParent !== null")
+    time.sleep(0.5)
+    for option in driver.find_elements(By.CSS_SELECTOR, "#img2img_script_container #script_list ul li"):
+        if option.text.strip() == TITLE:
+            option.click()
+            break
+    _wait(driver, f"const b = document.querySelector('{BLOCK}'); return b && b.offsetParent !== null")
     time.sleep(1.5)
 
 
 def _height(driver) -> float:
-    return float(driver.execute_script(f"return gradioApp().querySelector('{BLOCK}').getBoundingClientRect().height"))
+    return float(driver.execute_script(f"return document.querySelector('{BLOCK}').getBoundingClientRect().height"))
 
 
 def _open_all(driver) -> None:
     for _ in range(6):
         closed = driver.execute_script(
-            f"const b = gradioApp().querySelector('{BLOCK}');"
+            f"const b = document.querySelector('{BLOCK}');"
             "const heads = [...b.querySelectorAll('.label-wrap')].filter(h => !h.classList.contains('open')"
             " && h.offsetParent !== null);"
             "heads.forEach(h => h.click()); return heads.length;"
@@ -98,7 +100,7 @@ def _open_all(driver) -> None:
 
 
 def _shot(driver, path: Path) -> None:
-    element = driver.execute_script(f"return gradioApp().querySelector('{BLOCK}')")
+    element = driver.execute_script(f"return document.querySelector('{BLOCK}')")
     driver.execute_script("arguments[0].scrollIntoView()", element)
     height = int(_height(driver)) + 300
     driver.set_window_size(1500, max(1000, height))
@@ -128,7 +130,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shots", type=Path, help="write ui-light.png and ui-dark.png into this folder")
     parser.add_argument("--host", choices=("a1111", "forge"), default="a1111")
+    parser.add_argument("--url", help="measure a WebUI that is already running (started without --api-auth)")
     args = parser.parse_args()
+    if args.url:
+        with tempfile.TemporaryDirectory(prefix="interstable-ui-") as tmp:
+            print(json.dumps(measure(args.url.rstrip("/"), args.shots, Path(tmp)), indent=1))
+        return 0
     spec = realhost.FORGE if args.host == "forge" else realhost.A1111
     webui = realhost.ensure_built(spec)
     with tempfile.TemporaryDirectory(prefix="interstable-ui-") as tmp:
