@@ -11,7 +11,7 @@ For every batch size (``--batches``, default 1 4 16) two jobs are timed on a ``-
 - ``warm``: the same job again with the models kept loaded.
 
 Columns: the stages' wall times (``lines``, ``caption``, ``prompt``; ``other`` is the rest of ``run_pipeline``: the
-final prompts), ``model_ms`` (time inside ``llama_cpp.Llama()`` and ``Llama.create_completion``, and inside the
+final prompts), ``model_ms`` (time inside ``llama_cpp.Llama()`` and ``Llama.eval``, and inside the
 captioner's ``caption()``: model loading and inference, the per-token progress hook included), ``overhead_ms``
 (everything else: our own work, the lines included) and its share of the total, ``loads`` (LLM loads in the job, from
 :func:`interstable.llm.cache_stats`: 1 cold, 0 warm), ``captions`` (``caption()`` calls; one per job, as a batch
@@ -131,7 +131,7 @@ class _StageHooks(Hooks):
 
 @contextlib.contextmanager
 def _timed_llama(clock: Callable[[], _Clock]) -> Iterator[None]:
-    """Time ``llama_cpp.Llama()`` and ``create_completion`` into the job's ``clock()``.
+    """Time ``llama_cpp.Llama()`` and ``Llama.eval`` into the job's ``clock()``.
 
     ``llama_cpp.Llama`` is replaced by a timing subclass on the module for the benchmark's run only (models loaded in
     one job serve the next, so the clock is looked up per call).
@@ -144,9 +144,11 @@ def _timed_llama(clock: Callable[[], _Clock]) -> Iterator[None]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             clock().timed(super().__init__)(*args, **kwargs)
 
-        def create_completion(self, *args: Any, **kwargs: Any) -> Any:
-            out = clock().timed(super().create_completion)(*args, **kwargs)
-            clock().tokens += int(out.get("usage", {}).get("completion_tokens", 0))
+        def eval(self, tokens: Any) -> Any:
+            # The writer's token loop evaluates the prompt once, then each sampled token but the last: one
+            # evaluation per sampled token (sampling itself, in C, is counted as our time).
+            out = clock().timed(super().eval)(tokens)
+            clock().tokens += 1
             return out
 
     llama_cpp.Llama = TimedLlama
