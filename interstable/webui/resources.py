@@ -221,7 +221,8 @@ def _prompt_step() -> str:
 
 
 def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
-    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))  # a bad setting fails before any work
+    gpu_layers(settings.gpu_layers)  # a bad setting fails before any work, even where the policy overrides it
+    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))
     if settings.llm_backend == LLM_BACKENDS[0]:
         from interstable.llm import worker
 

@@ -102,7 +102,9 @@ def test_a_bad_server_setting_answers_409_not_422(api, image_b64, real_webui, re
 
 
 def test_preview_and_copy_are_wired_to_the_tabs_components_and_copy_is_per_browser(api):
-    events = api("GET", "/interstable-test/v1/wiring").json()["events"]
+    response = api("GET", "/interstable-test/v1/wiring")
+    assert response.status_code == 200, response.text
+    events = response.json()["events"]
     preview = [e for e in events if e["trigger"] == "script_interstable_llm_rline_preview"]
     copy = [e for e in events if e["trigger"] == "script_interstable_llm_rline_copy"]
     assert len(preview) == 1, events

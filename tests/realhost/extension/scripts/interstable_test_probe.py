@@ -60,12 +60,12 @@ def _paste_route(demo, app):
         types) of its inputs and outputs."""
 
         def name(block_id):
-            block = demo.blocks[block_id]
+            block = demo.blocks.get(block_id)
             return getattr(block, "elem_id", None) or type(block).__name__
 
         events = []
         for dependency in demo.dependencies:
-            for target in dependency.get("targets", []):
+            for target in dependency.get("targets") or []:
                 block_id = target[0] if isinstance(target, (list, tuple)) else target
                 trigger = name(block_id)
                 if str(trigger).startswith("script_interstable") or trigger == "generation_info_img2img":
