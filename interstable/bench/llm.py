@@ -47,6 +47,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def grammar_on_off(
+    llm: Any, tokens: list[int], *, grammar: str, eff: Any, seed: int, max_tokens: int, repeats: int
+) -> dict[str, float]:
+    """Time the writer's token loop on ``tokens`` with ``grammar`` and without it, side by side (the side going
+    first alternates; the minimum of ``repeats`` rounds counts). EOS is banned, so both write ``max_tokens``.
+
+    Returns:
+        ``on_s`` and ``off_s`` (seconds per generation), ``tokens`` written, ``cost`` = on / off.
+    """
+    from interstable.llm.sampling import generate
+
+    kw = {"eff": eff, "seed": seed, "max_tokens": max_tokens, "banned": [llm.token_eos()]}
+    sides = {"on": lambda: generate(llm, tokens, grammar=grammar, **kw), "off": lambda: generate(llm, tokens, **kw)}
+    best = dict.fromkeys(sides, float("inf"))
+    for i in range(repeats):
+        for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            best[name] = min(best[name], min_time(sides[name], repeats=1))
+    n = sides["off"]().n_tokens
+    return {"on_s": best["on"], "off_s": best["off"], "tokens": n, "cost": best["on"] / best["off"]}
+
+
 def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     import llama_cpp
 

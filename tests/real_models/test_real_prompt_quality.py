@@ -13,8 +13,8 @@ from interstable.prompt import (
     build_messages,
     clip_token_counter,
     compose_prompt,
-    words_of,
 )
+from interstable.prompt.defects import duplicate_phrases, echoed_phrases, glued_words, leaked_phrases
 
 LOAD = LoadSettings(n_ctx=2048, n_threads=2, n_threads_batch=2, n_gpu_layers=0)
 USER = "<lora:paper_texture:0.6>, (oil painting:1.2), [red:blue:0.5]"
@@ -43,19 +43,17 @@ def test_words_are_bounded_and_have_letters(written):
         for word in text.replace(",", " ").split():
             assert len(word) <= MAX_WORD_CHARS, (seed, word, text)
             assert any(ch.isalpha() for ch in word), (seed, word, text)
+        assert glued_words(text) == [], (seed, text)
 
 
 def test_line_descriptions_steer_but_never_leak(written):
     for request, seed, text in written:
-        words = set(words_of(text))
-        assert not words & {"line", "lines", "stroke", "strokes"}, (seed, text)
-        assert not any(ch.isdigit() for ch in text.replace("1girl", "")), (seed, text)
-        assert "straight lines" not in text, (seed, request.lines, text)
-        assert "curved lines" not in text, (seed, request.lines, text)
+        assert leaked_phrases(text) == [], (seed, request.lines, text)
 
 
 def test_the_users_own_words_are_not_written_again(written, clip_tokens):
     for request, seed, text in written:
+        assert duplicate_phrases(text, request.user_prompt) == [], (seed, text)
         final = compose_prompt(text, request.user_prompt, budget=75, count_tokens=clip_tokens)
         if "oil painting" in request.user_prompt:
             assert final.count("oil painting") == 1, (seed, final)
@@ -67,12 +65,7 @@ def test_the_users_own_words_are_not_written_again(written, clip_tokens):
 def test_no_instruction_echo_and_no_chatter(written):
     for request, seed, text in written:
         instructions, _ = build_messages(request)
-        iw = words_of(instructions)
-        trigrams = {tuple(iw[i : i + 3]) for i in range(len(iw) - 2)}
-        for phrase in text.split(", "):
-            w = words_of(phrase)
-            assert not {tuple(w[i : i + 3]) for i in range(len(w) - 2)} & trigrams, (seed, phrase)
-            assert not set(w) & {"i", "you", "your", "we", "my"}, (seed, phrase)
+        assert echoed_phrases(text, instructions) == [], (seed, text)
 
 
 def test_the_whole_final_prompt_fits_the_budget_in_real_clip_tokens(written, clip_tokens):

@@ -46,6 +46,28 @@ def test_llm(capsys):
     assert all(row["seconds"] > 0 for row in result["rows"])
 
 
+def test_quality_checks_each_case_and_totals_them(capsys):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    argv = ("quality", "--cases", "4", "--threads", "1", "--repeats", "1", "--grammar-tokens", "8")
+    result = run_json(capsys, *argv, "--max-tokens", "16")
+    rows, total = result["rows"], result["total"]
+    assert [row["style"] for row in rows] == ["tags", "tags", "danbooru", "natural"]
+    assert total["cases"] == 4
+    assert total["failures"] == sum(row["failed"] for row in rows)
+    assert total["deterministic"] == 1.0  # cold, warm and after the other cases: the same text
+    assert total["within_budget"] == 1.0
+    for row in rows:
+        assert row["same"] == 1
+        assert 1 <= row["tokens"] <= 16 * (1 + row["retries"])
+        assert row["clip"] <= row["budget"]
+    assert (
+        rows[0]["prompt"].endswith("<lora:paper_texture:0.6>, (oil painting:1.2), [red:blue:0.5]") or rows[0]["failed"]
+    )
+    assert set(result["grammar"]) == {"tags", "danbooru", "natural"}
+    assert all(g["on_ms_per_token"] > 0 and g["off_ms_per_token"] > 0 for g in result["grammar"].values())
+
+
 def test_pipeline_loads_once_per_cold_job_and_never_when_warm(capsys):
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gguf")
