@@ -17,7 +17,7 @@ from interstable.args import JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings, caption_image, image_key
 from interstable.errors import CaptionError, JobInterrupted, ModelError, PromptError
 from interstable.lines import LinedImage, LineParams, draw_lines, flatten
-from interstable.prompt import PromptRequest, SamplingSettings, clean_output, compose_prompt
+from interstable.prompt import PromptRequest, SamplingSettings, clean_output, compose_prompt, style_spec
 from interstable.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -132,6 +132,9 @@ class Resources:
         keep_captioner: Skip ``captioner.release()`` after captioning.
         default_instruction: The instruction when the job's own is empty ("" uses the built-in one).
         background: The colour transparency is flattened onto.
+        auto_style: The prompt style "Auto" stands for (the WebUI picks it from the loaded checkpoint).
+        budget: The token budget of the final prompt when the text encoder sets it (T5: 255), 0 for the job's
+            Prompt length; ``count_tokens`` then counts that encoder's tokens.
     """
 
     captioner: Captioner | None
@@ -142,6 +145,13 @@ class Resources:
     keep_captioner: bool = False
     default_instruction: str = ""
     background: tuple[int, int, int] | str = (255, 255, 255)
+    auto_style: str = "tags"
+    budget: int = 0
+
+
+def prompt_style(config: JobConfig, resources: Resources) -> str:
+    """The prompt style a job writes in: its own, or what "Auto" stands for with ``resources``."""
+    return resources.auto_style if config.prompt_style == "auto" else config.prompt_style
 
 
 def line_params(config: JobConfig) -> LineParams:
@@ -258,13 +268,16 @@ def run_pipeline(
     texts, llm_seeds = job.write_all(lined, captions, users, group_size)
 
     outcomes = []
+    spec = style_spec(prompt_style(config, resources))
     for i, item in enumerate(job.inputs):
         prompt = compose_prompt(
             texts[i],
             users[i],
             order=config.user_prompt_order,  # type: ignore[arg-type]
-            budget=int(config.token_budget),
+            budget=resources.budget or int(config.token_budget),
             count_tokens=resources.count_tokens,
+            prefix=spec.prefix,
+            sentences=spec.sentences,
         )
         outcomes.append(
             ImageOutcome(
@@ -441,4 +454,5 @@ class _Job:
             user_prompt=user_prompt,
             lines=describe_lines(lined.count, self.config) if self.config.describe_lines else "",
             instruction=self.config.instruction or self.resources.default_instruction,
+            style=style_spec(prompt_style(self.config, self.resources)).writer_style,
         )

@@ -37,6 +37,7 @@
       tagger_character_threshold: "Only for WD tagger: lowest probability of a character tag.",
       tagger_ratings: "Only for WD tagger: put the rating tag (general, sensitive, questionable, explicit) first.",
       tagger_underscores: "Only for WD tagger: long_hair instead of long hair (some anime checkpoints were trained that way).",
+      prompt_style: "How the LLM writes: tags (SD1.5, SDXL), Danbooru tags (anime; Pony adds its score_9, score_8_up... tags), or sentences without weights (Flux, SD3). Auto picks from the loaded checkpoint; the infotext records the style used.",
       preview: "Draw the lines, caption the image and write the prompt for the img2img tab's image and seed, without sampling.",
       copy: "Put the final prompt of the last job or preview into the img2img prompt box.",
       preset: "Fill the Instruction box with a preset; edit it freely afterwards.",

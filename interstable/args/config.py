@@ -52,6 +52,7 @@ class JobConfig:
     tagger_character_threshold: float
     tagger_ratings: bool
     tagger_underscores: bool
+    prompt_style: str
 
     def __post_init__(self) -> None:
         if self.line_width_min > self.line_width_max:

@@ -178,6 +178,14 @@ ARGS: tuple[Arg, ...] = (
         "Only for WD tagger: put the rating tag (general, sensitive, questionable, explicit) first."),
     Arg("tagger_underscores", "Keep tag underscores", "bool", False, "Caption", "InterStable tagger underscores",
         "Only for WD tagger: long_hair instead of long hair (some anime checkpoints were trained that way)."),
+    # --- Prompt: the style (appended: script_args positions stay) -----------------------------------------------
+    Arg("prompt_style", "Prompt style", "choice", "auto", "Prompt", "InterStable prompt style",
+        "How the LLM writes: tags (SD1.5, SDXL), Danbooru tags (anime; Pony adds its score_9, score_8_up... tags), "
+        "or sentences without weights (Flux, SD3). Auto picks from the loaded checkpoint; the infotext records the "
+        "style used.",
+        choices=_choices(("auto", "Auto"), ("tags", "Tags (SD1.5 / SDXL)"),
+                         ("danbooru", "Danbooru tags (Illustrious / NoobAI)"), ("pony", "Danbooru tags (Pony)"),
+                         ("natural", "Natural language (Flux / SD3)"))),
 )  # fmt: skip
 
 ARGS_BY_KEY: Mapping[str, Arg] = {a.key: a for a in ARGS}

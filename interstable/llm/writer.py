@@ -30,6 +30,7 @@ from interstable.prompt import (
     approx_clip_tokens,
     build_messages,
     clean_output,
+    clean_sentences,
     clip_token_counter,
     examples_for,
     filter_phrases,
@@ -203,11 +204,14 @@ class LlamaPromptWriter:
             room = max(room, -(-need // 75) * 75) - need + MIN_LLM_TOKENS
         early = {"reason": ""}
 
+        natural = request.style == "natural"
+        boundary = "." if natural else ","  # sentences end at a full stop, phrases at a comma
+
         def ending(text: str) -> bool:
             # Checked when a phrase ends: a loop ("soft, cozy, soft") or a full budget ends the generation at once.
-            if not text.endswith(","):
+            if not text.endswith(boundary):
                 return False
-            if is_repeating(text):
+            if is_repeating(text, boundary=boundary):
                 early["reason"] = "repeat"
             elif count(text[:-1]) >= room:
                 early["reason"] = "budget"
@@ -225,12 +229,14 @@ class LlamaPromptWriter:
             should_end=None if self._ignore_eos else ending,  # benchmarks write a fixed token count
         )
         raw = result.text
-        if (result.finish_reason == "length" or early["reason"]) and "," in raw:
-            raw = raw.rsplit(",", 1)[0]  # the last phrase may be cut: drop it, then deduplicate (a good one stays)
-        cleaned = clean_output(raw)
+        cut = (result.finish_reason == "length" or early["reason"]) and boundary in raw.rstrip(boundary)
+        if cut and not (natural and raw.endswith(".")):  # the last phrase may be cut: drop it, then deduplicate
+            raw = raw.rsplit(boundary, 1)[0]
+        cleaned = clean_sentences(raw) if natural else clean_output(raw)
         instructions, _ = build_messages(request, faithfulness=sampling.faithfulness, style=request.style)
         text, dropped = filter_phrases(
             cleaned,
+            sep=". " if natural else ", ",
             instructions=" ".join([instructions, *(answer for _, answer in examples_for(request.style))]),
             caption=request.caption,
             user_words=plain_theme(request.user_prompt),
@@ -252,7 +258,7 @@ class LlamaPromptWriter:
             )
         if looks_like_refusal(text):
             raise PromptError(f"The LLM ({self.model_name}) refused to write a prompt: {text[:120]!r}.")
-        return text
+        return clean_sentences(text) if natural else text
 
     def complete(
         self,

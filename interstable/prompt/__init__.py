@@ -20,7 +20,8 @@ How a prompt is made:
 Where it lives: the presets in :mod:`interstable.prompt.presets`, the settings in :mod:`interstable.prompt.settings`,
 the messages in :mod:`interstable.prompt.messages`, chat rendering (step 2) in :mod:`interstable.prompt.chat`, the
 grammar (step 3) in :mod:`interstable.prompt.grammar`, cleaning (steps 1 and 4) in :mod:`interstable.prompt.cleaning`
-and the token budget (step 5) in :mod:`interstable.prompt.budget`. Their public names are re-exported here.
+and the token budget (step 5) in :mod:`interstable.prompt.budget`; the prompt styles (tags, Danbooru, Pony,
+natural language) in :mod:`interstable.prompt.styles`. Their public names are re-exported here.
 """
 
 from interstable.prompt.budget import (
@@ -38,7 +39,7 @@ from interstable.prompt.chat import (
     render_mistral,
     render_templateless,
 )
-from interstable.prompt.cleaning import MAX_FIELD_CHARS, clean_output, looks_like_refusal, plain_theme
+from interstable.prompt.cleaning import MAX_FIELD_CHARS, clean_output, clean_sentences, looks_like_refusal, plain_theme
 from interstable.prompt.clip_bpe import clip_token_counter
 from interstable.prompt.filters import filter_phrases, is_repeating, words_of
 from interstable.prompt.grammar import (
@@ -51,6 +52,7 @@ from interstable.prompt.grammar import (
 from interstable.prompt.messages import build_messages, examples_for, line_mood
 from interstable.prompt.presets import DEFAULT_PRESET, PRESETS, STYLE_RULES, resolve_instruction
 from interstable.prompt.settings import STYLE_KEYS, EffectiveSampling, PromptRequest, SamplingSettings
+from interstable.prompt.styles import PONY_PREFIX, PROMPT_STYLES, StyleSpec, style_for_checkpoint, style_spec
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -59,7 +61,9 @@ __all__ = [
     "MAX_FIELD_CHARS",
     "MAX_WORD_CHARS",
     "MIN_LLM_TOKENS",
+    "PONY_PREFIX",
     "PRESETS",
+    "PROMPT_STYLES",
     "STYLE_KEYS",
     "STYLE_RULES",
     "TEMPLATELESS_FORMATS",
@@ -68,9 +72,11 @@ __all__ = [
     "PromptRequest",
     "RenderedPrompt",
     "SamplingSettings",
+    "StyleSpec",
     "approx_clip_tokens",
     "build_messages",
     "clean_output",
+    "clean_sentences",
     "clip_token_counter",
     "compose_prompt",
     "examples_for",
@@ -87,5 +93,7 @@ __all__ = [
     "render_templateless",
     "resolve_instruction",
     "sentence_grammar",
+    "style_for_checkpoint",
+    "style_spec",
     "words_of",
 ]

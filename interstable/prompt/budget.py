@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from interstable.errors import ConfigError
-from interstable.prompt.cleaning import clean_output, plain_theme
+from interstable.prompt.cleaning import clean_output, clean_sentences, plain_theme
 
 __all__ = ["DEFAULT_BUDGET", "MIN_LLM_TOKENS", "TOKEN_BUDGETS", "approx_clip_tokens", "compose_prompt", "fit_budget"]
 
@@ -70,13 +70,16 @@ MIN_LLM_TOKENS = 8
 """When the user's own prompt leaves fewer tokens than this for the LLM text, the budget grows by 75-token chunks."""
 
 
-def _join(llm_part: str, user: str, order: str) -> str:
+def _join(llm_part: str, user: str, order: str, prefix: str = "") -> str:
+    if prefix:
+        rest = _join(llm_part, user, order)
+        return f"{prefix}, {rest}" if rest else prefix
     if not user.strip():
         return llm_part
     if not llm_part:
         return user
-    if order == "after":
-        return f"{llm_part}{' ' if user.lstrip().startswith(',') else ', '}{user}"
+    if order == "after":  # after a sentence (natural language) a space, not a comma
+        return f"{llm_part}{' ' if user.lstrip().startswith(',') or llm_part.endswith('.') else ', '}{user}"
     last_line = user.splitlines()[-1] if user.splitlines() else user
     if "#" in last_line:
         return f"{user}\n, {llm_part}"
@@ -90,6 +93,8 @@ def compose_prompt(
     order: Literal["after", "before"] = "after",
     budget: int = DEFAULT_BUDGET,
     count_tokens: Callable[[str], int] = approx_clip_tokens,
+    prefix: str = "",
+    sentences: bool = False,
 ) -> str:
     """Return the final prompt: the LLM text and the user's prompt exactly as written, together within ``budget``.
 
@@ -105,6 +110,10 @@ def compose_prompt(
         budget: Token budget of the whole prompt (normally one of :data:`TOKEN_BUDGETS`).
         count_tokens: Counts CLIP tokens; the WebUI's tokenizer in the host, real CLIP BPE or
             :func:`approx_clip_tokens` elsewhere.
+        prefix: Fixed tags put first and counted in the budget (Pony's ``score_9, score_8_up, ...``); left out when
+            the user's prompt already holds its first tag.
+        sentences: The LLM text is natural-language sentences (:func:`clean_sentences`): whole sentences are kept,
+            never comma phrases.
 
     Returns:
         ``"{llm}, {user}"`` or ``"{user}, {llm}"``; just one of them when the other is empty. When the user's prompt
@@ -117,19 +126,26 @@ def compose_prompt(
         raise ConfigError("budget", budget, f"use a positive number of tokens, normally one of {TOKEN_BUDGETS}")
     user = user_prompt if isinstance(user_prompt, str) else ""
     own = {p.casefold() for p in plain_theme(user).split(", ")} if user.strip() else set()
-    phrases = [p for p in clean_output(llm_text).split(", ") if p and p.casefold() not in own]
-    if user.strip():
-        need = count_tokens(user) + 1 + MIN_LLM_TOKENS
+    if prefix and prefix.split(",", maxsplit=1)[0].strip().casefold() in user.casefold():
+        prefix = ""
+    if sentences:
+        phrases = [s if s.endswith(".") else s + "." for s in clean_sentences(llm_text).split(". ") if s]
+        sep = " "
+    else:
+        phrases = [p for p in clean_output(llm_text).split(", ") if p and p.casefold() not in own]
+        sep = ", "
+    if user.strip() or prefix:
+        need = count_tokens(_join("", user, order, prefix)) + 1 + MIN_LLM_TOKENS
         if need > budget:
             budget = -(-need // 75) * 75
     kept: list[str] = []
     for phrase in phrases:
-        if count_tokens(_join(", ".join([*kept, phrase]), user, order)) > budget:
+        if count_tokens(_join(sep.join([*kept, phrase]), user, order, prefix)) > budget:
             break
         kept.append(phrase)
     if not kept and phrases:  # even the first phrase is too long: cut it at a word boundary
         words = phrases[0].split()
-        while words and count_tokens(_join(" ".join(words), user, order)) > budget:
+        while words and count_tokens(_join(" ".join(words), user, order, prefix)) > budget:
             words.pop()
-        kept = [" ".join(words)] if words else []
-    return _join(", ".join(kept), user, order)
+        kept = [" ".join(words).rstrip(",")] if words else []
+    return _join(sep.join(kept), user, order, prefix)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_FIELD_CHARS", "clean_output", "looks_like_refusal", "one_line", "plain_theme"]
+__all__ = ["MAX_FIELD_CHARS", "clean_output", "clean_sentences", "looks_like_refusal", "one_line", "plain_theme"]
 
 MAX_FIELD_CHARS = 600
 """Each text sent to the LLM (caption, theme, lines, instruction) is cut to this length at a word boundary, which
@@ -127,6 +127,23 @@ def clean_output(text: str) -> str:
     while kept and _PREAMBLE.match(kept[0]):
         kept.pop(0)
     return ", ".join(kept)
+
+
+def clean_sentences(text: str) -> str:
+    """Return the LLM text of the natural-language style as clean sentences: ``"A cat sleeps, warm light. It rains."``.
+
+    Each sentence (ended by ``.``, ``!`` or ``?``) is cleaned like :func:`clean_output` (no WebUI syntax, no weights,
+    no preamble) with its commas kept, and ends with a full stop; duplicate sentences are dropped. Never broken into
+    comma phrases: the sentences stay sentences. Total and idempotent, like :func:`clean_output`.
+    """
+    if not isinstance(text, str):
+        return ""
+    sentences: dict[str, str] = {}
+    for raw in _SENTENCE_END.split(_THINK.sub(" ", text)):
+        sentence = clean_output(raw)
+        if sentence and sentence.casefold() not in sentences:
+            sentences[sentence.casefold()] = sentence[0].upper() + sentence[1:] + "."
+    return " ".join(sentences.values())
 
 
 def looks_like_refusal(text: str) -> bool:

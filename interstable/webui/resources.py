@@ -20,7 +20,7 @@ from typing import Any
 from interstable.args import NO_MODEL, JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings
 from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError, SettingError
-from interstable.job import Resources, caption_settings
+from interstable.job import Resources, caption_settings, prompt_style
 from interstable.prompt import approx_clip_tokens, clip_token_counter
 from interstable.webui.hooks import HostHooks
 from interstable.webui.memory import GpuTimeShare
@@ -39,6 +39,7 @@ class ModelInfo:
     llm_name: str = ""
     llm_hash: str = ""
     llm_backend: str = ""
+    prompt_style: str = ""
 
 
 @dataclass
@@ -173,7 +174,10 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
                 f"no .gguf model in {settings.llm_dir}: put one there (for example {models.DEFAULT_FILE} from "
                 f"https://huggingface.co/{models.DEFAULT_REPO}), or choose (none) as LLM model to skip the LLM"
             )
-        name = found[0].name
+        from interstable.webui.choices import sort_models  # reads the GGUF headers (cached by size and time)
+
+        kinds = sort_models(settings.llm_dir, [m.name for m in found])
+        name = next(iter([*kinds.instruct, *kinds.base]), found[0].name)  # an instruct model first, never a projector
     path = models.resolve_model(name, settings.llm_dir)
     if not name.lower().endswith(".gguf"):
         name += ".gguf"
@@ -309,7 +313,7 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
         else:
             name, path = resolved
             try:
-                models.check_gguf(path)  # the header only: a folder, an unreadable or a damaged file ends here
+                header = models.check_gguf(path)  # the header only: a folder, an unreadable or a damaged file ends here
                 llm_hash, size = models.file_sha256(path)[:10], path.stat().st_size
             except ModelError as exc:
                 open_writer = _failing(exc)
@@ -317,6 +321,12 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 open_writer = _failing(ModelLoadError(f"The model file {path} cannot be read: {exc}"))
             else:
                 info.llm_name, info.llm_hash, memory.llm_bytes = name, llm_hash, size
+                if not header.chat_template:
+                    logger.warning(
+                        "InterStable: %s has no chat template: it looks like a base model, which continues text "
+                        "rather than following the instruction; choose an instruct model for better prompts",
+                        name,
+                    )
                 info.llm_backend = "local" if settings.llm_backend == LLM_BACKENDS[0] else "in-process"
                 # A CPU-only llama-cpp-python never uses the GPU: moving SD's weights for it would waste 0.5-1.8 s.
                 wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
@@ -324,14 +334,20 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 open_writer = _writer_factory(path, settings, memory)
     from modules import shared
 
+    from interstable.webui.checkpoint import checkpoint_style
+
+    checkpoint = checkpoint_style(getattr(shared, "sd_model", None))
     resources = Resources(
         captioner=captioner_for(caption_settings(config), allow_download=settings.clip_download, host=settings),
         open_writer=open_writer,
         close_writer=_close_writer(settings),
-        count_tokens=host_token_counter(),
+        count_tokens=checkpoint.count_tokens or host_token_counter(),
         cache=caption_cache(settings.caption_cache_size),
         keep_captioner=settings.keep_captioner,
         default_instruction=settings.default_instruction,
         background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
+        auto_style=checkpoint.style,
+        budget=checkpoint.budget,
     )
+    info.prompt_style = prompt_style(config, resources)
     return JobModels(resources=resources, hooks=HostHooks(memory), info=info)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interstable import TITLE
-from interstable.args import JobConfig, infotext_text, to_infotext
+from interstable.args import ARGS_BY_KEY, JobConfig, infotext_text, to_infotext
 from interstable.errors import ConfigError, InputImageError, JobInterrupted
 from interstable.job import ImageInput, ImageOutcome, run_pipeline
 from interstable.seeds import derive_seed
@@ -129,6 +129,8 @@ def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_
         "InterStable line seed": [o.line_seed for o in outcomes],
         "InterStable failure": column([infotext_text("; ".join(o.failures)) if o.failures else None for o in outcomes]),
     }
+    if info.prompt_style:  # the style used: what Auto stood for, so a paste writes the same way on any checkpoint
+        params["InterStable prompt style"] = ARGS_BY_KEY["prompt_style"].choice_label(info.prompt_style)
     if info.llm_name:
         params["InterStable LLM model"] = info.llm_name
         if info.llm_hash:  # a server's model has no file here to hash

@@ -36,7 +36,7 @@ LAYOUT: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tagger_ratings", "tagger_underscores"),
     ),
     "Prompt": (
-        ("llm_model", "user_prompt_order"),
+        ("llm_model", "prompt_style", "user_prompt_order"),
         ("instruction",),
         ("creativity", "faithfulness"),
         ("token_budget", "prompt_per", "describe_lines"),

@@ -46,6 +46,7 @@ NON_DEFAULT = {
     "top_p": 0.8,
     "top_k": 7,
     "repeat_penalty": 1.25,
+    "prompt_style": "pony",
 }
 
 
@@ -87,8 +88,9 @@ def test_ui_run_returns_processed_with_interstable_infotext(runner, script):
     processed = _ui_run(runner, script, _img2img(), [c.value for c in script.controls])
     assert len(processed.images) == len(processed.infotexts) == 1
     params = infotext_utils.parse_generation_parameters(processed.infotexts[0])
-    # the default model is recorded by its name, so that pasting picks the same model
-    assert from_infotext(params) == JobConfig.defaults().replace(llm_model="tiny-mistral.gguf")
+    # the default model is recorded by its name and Auto by the style it stood for (the fake SD1 checkpoint: tags),
+    # so that pasting picks the same model and style
+    assert from_infotext(params) == JobConfig.defaults().replace(llm_model="tiny-mistral.gguf", prompt_style="tags")
     assert processed.images[0].info["parameters"] == processed.infotexts[0]
 
 
@@ -201,7 +203,8 @@ def test_api_nulls_mean_defaults(runner):
     from modules import infotext_utils
 
     assert from_infotext(infotext_utils.parse_generation_parameters(infotext)) == JobConfig.defaults().replace(
-        llm_model="tiny-mistral.gguf"
+        llm_model="tiny-mistral.gguf",
+        prompt_style="tags",  # Auto on the fake SD1 checkpoint is recorded as Tags
     )
 
 

@@ -50,12 +50,13 @@ def _new_opts() -> Options:
 
 def reset() -> None:
     """Give every test a fresh host: options, state, interrogators and call records."""
-    global opts, state, interrogator
+    global opts, state, interrogator, sd_model
     from modules import deepbooru, devices, images, processing, sd_models
 
     opts = _new_opts()
     state = State()
     interrogator = interrogate.InterrogateModels("interrogate")
+    sd_model = SdModel()
     deepbooru.model = deepbooru.DeepDanbooru()
     devices.torch_gc_calls = 0
     processing.calls.clear()
@@ -63,8 +64,29 @@ def reset() -> None:
     sd_models.calls.clear()
 
 
+class CheckpointInfo:
+    """What A1111's ``sd_models.CheckpointInfo`` offers about the loaded file (the parts extensions read)."""
+
+    def __init__(self, filename: str = "model.safetensors") -> None:
+        self.filename = filename
+        self.name = filename
+        self.name_for_extra = os.path.splitext(os.path.basename(filename))[0]
+        self.title = filename
+
+
+class SdModel:
+    """A loaded checkpoint as A1111 v1.10's ``sd_models.load_model`` leaves it: one of ``is_sd1``, ``is_sd2``,
+    ``is_sdxl``, ``is_sd3`` true, and ``sd_checkpoint_info``. (No ``cond_stage_model``: tokens are counted without
+    the host here.)"""
+
+    def __init__(self, family: str = "sd1", filename: str = "model.safetensors") -> None:
+        for name in ("sd1", "sd2", "sdxl", "sd3"):
+            setattr(self, f"is_{name}", family == name)
+        self.sd_checkpoint_info = CheckpointInfo(filename)
+
+
 opts = _new_opts()
 state = State()
 interrogator = interrogate.InterrogateModels("interrogate")
-sd_model = object()
+sd_model = SdModel()
 total_tqdm = None
