@@ -83,3 +83,17 @@ def test_forge_flux_gets_natural_language_and_the_hosts_t5_budget(monkeypatch):
     assert models.info.prompt_style == "natural"
     assert models.resources.budget == 255
     assert models.resources.count_tokens("a b c d") == 4
+
+
+def test_default_model_is_the_first_instruct_model_and_a_base_model_is_warned_about(caplog):
+    from interstable.args import JobConfig as Config
+    from interstable.tinymodels.gguf_llama import write_tiny_llama
+    from interstable.webui import resources, settings
+
+    current = settings.read()
+    write_tiny_llama(current.llm_dir / "aaa-base.gguf", template=None)  # alphabetically first, no chat template
+    assert resources.resolve_llm(Config.defaults(), current)[0] == "tiny-mistral.gguf"
+    with caplog.at_level("WARNING", logger="interstable"):
+        models = resources.prepare(Config.defaults().replace(llm_model="aaa-base.gguf"), current)
+    assert models.info.llm_name == "aaa-base.gguf"
+    assert any("looks like a base model" in r.getMessage() for r in caplog.records)
