@@ -35,7 +35,8 @@ def _final(writer, style: str, user: str = "") -> str:
 def test_natural_language_is_sentences_without_weights(qwen, clip_tokens):
     prompt = _final(qwen, "natural")
     sentences = [s for s in re.split(r"(?<=\.)\s+", prompt) if s]
-    assert sentences and all(s[0].isupper() and s.endswith(".") for s in sentences), prompt
+    assert sentences, prompt
+    assert all(s[0].isupper() and s.endswith(".") for s in sentences), prompt
     assert max(len(s.split()) for s in sentences) >= 5, prompt  # sentences, not tags cut at commas
     assert not re.search(r"[():\[\]<>]", prompt), prompt
     assert clip_tokens(prompt) <= 75
