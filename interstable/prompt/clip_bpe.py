@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BPE_FILE_NAME", "ClipBPE", "clip_token_counter", "find_bpe_file"]
+__all__ = ["BPE_FILE_NAME", "ClipBPE", "byte_encoder", "clip_token_counter", "find_bpe_file", "read_merges"]
 
 logger = logging.getLogger("interstable")
 
@@ -41,8 +41,16 @@ def _pattern():  # regex knows \p{L}; re gets the same classes spelled with \w
         return re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+""", re.IGNORECASE)
 
 
+def read_merges(path: Path | str) -> list[tuple[str, str]]:
+    """Return the merges CLIP uses from its merges file (the first 49152 - 256 - 2, in rank order)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")[1 : _N_MERGES + 1]
+    return [(first, second) for first, second in (line.split() for line in lines)]
+
+
 @functools.lru_cache(maxsize=1)
-def _byte_encoder() -> dict[int, str]:
+def byte_encoder() -> dict[int, str]:
+    """CLIP's reversible byte -> printable character table."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -58,9 +66,7 @@ class ClipBPE:
     """CLIP's byte-level BPE over a merges file (see the module docstring); :meth:`count` is the public use."""
 
     def __init__(self, path: Path | str) -> None:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            lines = f.read().split("\n")[1 : _N_MERGES + 1]
-        self._ranks = {tuple(line.split()): i for i, line in enumerate(lines)}
+        self._ranks = {pair: i for i, pair in enumerate(read_merges(path))}
         self._pattern = _pattern()
         self._bpe = functools.lru_cache(maxsize=20000)(self._bpe_uncached)
 
@@ -89,7 +95,7 @@ class ClipBPE:
         if not isinstance(text, str):
             return 0
         text = " ".join(html.unescape(html.unescape(text)).split()).lower()
-        enc = _byte_encoder()
+        enc = byte_encoder()
         return sum(self._bpe("".join(enc[b] for b in piece.encode("utf-8"))) for piece in self._pattern.findall(text))
 
 

@@ -17,7 +17,6 @@ are imported when the checkpoint is written, never at import time.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import tempfile
@@ -114,22 +113,8 @@ model:
 """
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    # CLIP's reversible byte -> printable character table (the same one open_clip and transformers use).
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))
-
-
 def write_clip_tokenizer(folder: Path) -> Path:
-    """Writes a CLIP tokenizer (``vocab.json``, ``merges.txt``) built from open_clip's bundled BPE file.
+    """Writes a CLIP tokenizer (``vocab.json``, ``merges.txt``) built from CLIP's BPE file (open_clip ships it).
 
     Args:
         folder: where to write; created if missing.
@@ -137,13 +122,13 @@ def write_clip_tokenizer(folder: Path) -> Path:
     Returns:
         The folder.
     """
-    import open_clip
+    from interstable.prompt.clip_bpe import byte_encoder, find_bpe_file, read_merges
 
-    bpe_path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    with gzip.open(bpe_path) as fh:
-        merges_text = fh.read().decode("utf-8").split("\n")
-    merges = [tuple(line.split()) for line in merges_text[1 : 49152 - 256 - 2 + 1]]
-    vocab = list(_bytes_to_unicode().values())
+    bpe_path = find_bpe_file()
+    if bpe_path is None:
+        raise FileNotFoundError("CLIP's bpe_simple_vocab_16e6.txt.gz was not found: install open_clip_torch")
+    merges = read_merges(bpe_path)
+    vocab = list(byte_encoder().values())
     vocab += [piece + "</w>" for piece in vocab]
     vocab += ["".join(pair) for pair in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
