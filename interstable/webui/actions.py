@@ -167,5 +167,5 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
     download.click(fn=download_with_progress, inputs=[], outputs=[tool_status])
     last = gr.State("")  # this browser's last prompt (a State is per session)
     outputs = [lined, caption, prompt, status]
-    script.interstable_wiring = Wiring(preview_button, copy_button, list(controls), outputs, last)
+    script.interstable_wiring = Wiring(preview_button, copy_button, list(controls), outputs, last, preview)
     connect(script)  # what the tab made before the scripts; the rest is connected as after_component sees it

@@ -36,20 +36,6 @@ def after_component(script: Any, component: Any, **kwargs: Any) -> None:
     wiring.remember(script, component, kwargs)
 
 
-def user_prompt_field(params: dict) -> object:
-    """The img2img prompt box's paste value for a result of this script: the user's own prompt (a callable infotext
-    field, added to the img2img tab's paste fields after the host's ``Prompt``, so it wins there).
-
-    The infotext's prompt line is the final (LLM-written) prompt; re-running the script must start from what the user
-    wrote, so that the same seed reproduces the same lines and the same prompt. The host's ``on_infotext_pasted``
-    callbacks are not told the tab (HOST_CONTRACT.md 11.5): a paste into txt2img, which has no InterStable, keeps the
-    final prompt. Without ``Script: InterStable LLM R-Line`` nothing changes (None).
-    """
-    if params.get("Script") != TITLE:
-        return None
-    return params.get("InterStable user prompt", "")
-
-
 def _given_count(p: Any, script: Any, args: Sequence[object]) -> int:
     """How many of ``args`` the caller really gave.
 

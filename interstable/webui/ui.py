@@ -136,7 +136,7 @@ def build_controls(script: Any, *, model_choices: Sequence[str] = ()) -> list[An
     script.infotext_fields = [(controls[arg.key], paste_value(arg)) for arg in ARGS]
     prompt_box = getattr(script, "interstable_host_components", {}).get("img2img_prompt")
     if prompt_box is not None:  # after the host's own (prompt, "Prompt") field: the user's prompt wins on img2img
-        from interstable.webui.script import user_prompt_field
+        from interstable.webui.wiring import user_prompt_field
 
         script.infotext_fields.append((prompt_box, user_prompt_field))
     return ordered

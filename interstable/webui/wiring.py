@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from interstable import TITLE
+
 HOST_COMPONENTS = ("img2img_image", "img2img_prompt", "img2img_seed", "generation_info_img2img")
 FORGE_CANVAS_IMAGE = "logical_image_background"
 """The elem class of ForgeCanvas's background component, which holds the image (Forge ``forge_canvas/canvas.py``)."""
@@ -30,6 +32,8 @@ class Wiring:
     controls: list
     outputs: list
     last: Any
+    preview: Any
+    """The Preview function (:func:`interstable.webui.actions.preview`; passed in, so this module imports nothing)."""
     done: set = field(default_factory=set)
 
 
@@ -62,9 +66,8 @@ def _host(script: Any) -> dict:
 
 def connect(script: Any) -> None:
     """Connect each button whose inputs exist (each once)."""
-    from interstable.webui.actions import preview
-
     wiring: Wiring = script.interstable_wiring
+    preview = wiring.preview
     host = _host(script)
     image, prompt_box, seed = (host.get(k) for k in ("img2img_image", "img2img_prompt", "img2img_seed"))
     if "preview" not in wiring.done and image is not None and prompt_box is not None and seed is not None:
@@ -104,3 +107,17 @@ def prompt_of_info(info: str, last: str) -> str:
         return prompts[-1]
     prompt = data.get("prompt") if isinstance(data, dict) else None
     return prompt if isinstance(prompt, str) and prompt else last
+
+
+def user_prompt_field(params: dict) -> object:
+    """The img2img prompt box's paste value for a result of this script: the user's own prompt (a callable infotext
+    field, added to the img2img tab's paste fields after the host's ``Prompt``, so it wins there).
+
+    The infotext's prompt line is the final (LLM-written) prompt; re-running the script must start from what the user
+    wrote, so that the same seed reproduces the same lines and the same prompt. The host's ``on_infotext_pasted``
+    callbacks are not told the tab (HOST_CONTRACT.md 11.5): a paste into txt2img, which has no InterStable, keeps the
+    final prompt. Without ``Script: InterStable LLM R-Line`` nothing changes (None).
+    """
+    if params.get("Script") != TITLE:
+        return None
+    return params.get("InterStable user prompt", "")

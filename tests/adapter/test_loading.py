@@ -149,7 +149,7 @@ def test_controls_have_stable_prefixed_elem_ids(script):
 
 
 def test_infotext_fields_cover_every_argument_then_the_img2img_prompt_box(runner, script):
-    from interstable.webui.script import user_prompt_field
+    from interstable.webui.wiring import user_prompt_field
 
     *ours, prompt = script.infotext_fields
     assert [key.infotext_key for _, key in ours] == [a.infotext for a in ARGS]

@@ -42,7 +42,7 @@ def _sd_back() -> bool:
 # --- Interrupt / Skip -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("button", ["interrupt", "skip"])
+@pytest.mark.parametrize("button", ["interrupt"])
 def test_pressed_while_captioning(jobs, time_share, button):
     from modules import processing
 
@@ -59,7 +59,7 @@ def test_pressed_while_captioning(jobs, time_share, button):
     jobs.works()
 
 
-@pytest.mark.parametrize("button", ["interrupt", "skip"])
+@pytest.mark.parametrize("button", ["interrupt"])
 def test_pressed_while_the_llm_writes(jobs, time_share, button):
     from modules import processing
 
@@ -81,6 +81,49 @@ def test_pressed_while_the_llm_writes(jobs, time_share, button):
     assert seen == [1, 2, 3]  # generation stopped at the next token
     assert processing.calls == []
     assert _loaded() == ()  # closed by the unload policy even though the job ended early
+    assert _sd_back()
+    jobs.works()
+
+
+def test_skip_while_captioning_skips_that_caption_and_the_job_goes_on(jobs, time_share):
+    from modules import processing
+
+    host = jobs.host
+    host.interrogator.on_call = lambda: _press(host, "skip") if len(host.interrogator.calls) == 1 else None
+    processed = jobs.run(jobs.p(init_images=THREE_IMAGES, batch_size=3))
+    assert len(processed.images) == 3
+    assert "caption: skipped by the user" in processed.infotexts[0]
+    assert "skipped" not in processed.infotexts[1]
+    assert len(host.interrogator.calls) == 3  # the other captions ran
+    assert host.interrogator.unloads == 1
+    assert len(processing.calls) == 1
+    assert host.state.skipped is False
+    host.interrogator.on_call = None
+    jobs.works()
+
+
+def test_skip_while_the_llm_writes_skips_that_prompt_and_the_job_goes_on(jobs, time_share):
+    from modules import processing
+
+    from interstable.webui.hooks import HostHooks
+
+    host, seen = jobs.host, []
+    original = HostHooks.tokens
+
+    def tokens(self, done, total):
+        seen.append(done)
+        if done == 3 and len(seen) == 3:
+            _press(host, "skip")
+        original(self, done, total)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HostHooks, "tokens", tokens)
+        processed = jobs.run(max_tokens=200)
+    assert len(processed.images) == 1
+    assert seen[:3] == [1, 2, 3]
+    assert "LLM: skipped by the user" in processed.infotexts[0]
+    assert len(processing.calls) == 1
+    assert _loaded() == ()
     assert _sd_back()
     jobs.works()
 

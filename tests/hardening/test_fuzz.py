@@ -123,7 +123,7 @@ def test_infotext_round_trip_through_the_host(user, caption, prompt, seed):
     from modules import processing
     from modules.infotext_utils import parse_generation_parameters
 
-    from interstable.webui.script import on_infotext_pasted
+    from interstable.webui.wiring import user_prompt_field
 
     p = processing.StableDiffusionProcessingImg2Img(prompt=prompt, seed=seed, sampler_name="Euler")
     p.extra_generation_params = {
@@ -137,8 +137,7 @@ def test_infotext_round_trip_through_the_host(user, caption, prompt, seed):
     assert params["InterStable caption"] == caption
     assert params["InterStable user prompt"] == user
     assert params["Seed"] == str(seed)
-    on_infotext_pasted(infotext, params)
-    assert params["Prompt"] == user
+    assert user_prompt_field(params) == user  # what the img2img prompt box gets
 
 
 @fuzz()

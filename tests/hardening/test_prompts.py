@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from interstable.webui.script import user_prompt_field
+from interstable.webui.wiring import user_prompt_field
 
 PROMPTS = {
     "empty": "",
