@@ -219,7 +219,7 @@ def test_pasting_a_result_restores_every_control_and_the_user_prompt(host, runne
     assert infotext_utils.pasted([(txt2img_box, "Prompt")], text) == {txt2img_box: final}
     fields = script.infotext_fields[: len(KEYS)]
     pasted = from_script_args([u["value"] for u in infotext_utils.paste_values(fields, text)])
-    assert pasted == config.replace(llm_model="tiny-mistral.gguf")
+    assert pasted == config.replace(llm_model="tiny-mistral.gguf", prompt_style="tags")  # Auto on SD1: Tags
     assert from_infotext(_params(text)) == pasted
 
 
