@@ -152,11 +152,11 @@ LAYERS = {
     "interstable.seeds": 0,
     "interstable.args": 1,
     "interstable.prompt": 1,
-    "interstable.tinymodels": 1,
     "interstable.lines": 2,
     "interstable.caption": 2,
     "interstable.llm": 2,
     "interstable.client": 2,
+    "interstable.tinymodels": 2,  # test models; the tiny SD1's tokenizer comes from prompt's CLIP BPE
     "interstable.job": 3,
     "interstable.webui": 4,
     "interstable.cli": 4,
