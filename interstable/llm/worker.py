@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from interstable.errors import ConfigError, JobInterrupted, ModelNotFoundError
-from interstable.llm.file_hash import file_sha256
+from interstable.llm.model_file import ModelFileWriter
 from interstable.llm.settings import Completion, LoadSettings
 from interstable.llm.worker_process import LLMProcessError, Worker, process_rss
 from interstable.prompt import PromptRequest, SamplingSettings
@@ -148,7 +148,7 @@ def gpu_offload_available() -> bool:
     return bool(_OFFLOAD[0])
 
 
-class ProcessPromptWriter:
+class ProcessPromptWriter(ModelFileWriter):
     """Writes prompts with a local GGUF model in the LLM worker process (implements :class:`PromptWriter`).
 
     Args:
@@ -175,30 +175,6 @@ class ProcessPromptWriter:
 
     def __repr__(self) -> str:
         return f"ProcessPromptWriter({str(self._path)!r}, load={self._load!r})"
-
-    def __enter__(self) -> ProcessPromptWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def model_path(self) -> Path:
-        """The model file."""
-        return self._path
-
-    @property
-    def model_name(self) -> str:
-        """The model's file name without ``.gguf`` (for infotext)."""
-        return self._path.name[:-5] if self._path.name.lower().endswith(".gguf") else self._path.name
-
-    @property
-    def model_hash(self) -> str:
-        """The first 10 hex digits of the file's SHA-256."""
-        try:
-            return file_sha256(self._path)[:10]
-        except FileNotFoundError as exc:
-            raise ModelNotFoundError(f"The model file {self._path} does not exist.") from exc
 
     def _doing(self, default: str) -> str:
         if self._step is not None:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError, PromptError
-from interstable.llm.file_hash import file_sha256
+from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, PromptError
 from interstable.llm.gpu_memory import is_out_of_memory
 from interstable.llm.llama_log import log_mark, log_problems_since, log_text_since
 from interstable.llm.loading import acquire, release, reload_on_cpu
 from interstable.llm.model import LoadedModel
+from interstable.llm.model_file import ModelFileWriter
 from interstable.llm.sampling import Generated, generate
 from interstable.llm.settings import Completion, LoadSettings
 from interstable.prompt import (
@@ -76,7 +76,7 @@ def _llama_seed(seed: int) -> int:
     return seed % _SEED_MODULUS
 
 
-class LlamaPromptWriter:
+class LlamaPromptWriter(ModelFileWriter):
     """Writes prompts with a local GGUF model through llama-cpp-python (implements :class:`PromptWriter`).
 
     The model is loaded on first use (or by :meth:`load`) into the process-wide cache and shared by every writer
@@ -104,30 +104,6 @@ class LlamaPromptWriter:
 
     def __repr__(self) -> str:
         return f"LlamaPromptWriter({str(self._path)!r}, load={self._load!r})"
-
-    def __enter__(self) -> LlamaPromptWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def model_path(self) -> Path:
-        """The model file."""
-        return self._path
-
-    @property
-    def model_name(self) -> str:
-        """The model's file name without ``.gguf`` (for infotext)."""
-        return self._path.name[:-5] if self._path.name.lower().endswith(".gguf") else self._path.name
-
-    @property
-    def model_hash(self) -> str:
-        """The first 10 hex digits of the file's SHA-256 (computed on first use, then cached)."""
-        try:
-            return file_sha256(self._path)[:10]
-        except FileNotFoundError as exc:
-            raise ModelNotFoundError(f"The model file {self._path} does not exist.") from exc
 
     @property
     def llama(self) -> Any:
