@@ -85,8 +85,10 @@ def test_a_failing_webui_clip_answers_409(api, image_b64):
 def restore_options(api):
     before = api("GET", "/sdapi/v1/options").json()
     yield
-    keys = ("interstable_llm_dir", "interstable_gpu_layers")
-    api("POST", "/sdapi/v1/options", json={k: before[k] for k in keys if k in before})
+    # Forge's GET leaves out options never saved, so fall back to their defaults: a bad value must never outlive
+    # this test (every later job would answer 409).
+    defaults = {"interstable_llm_dir": "", "interstable_gpu_layers": "auto"}
+    api("POST", "/sdapi/v1/options", json={k: before.get(k, v) for k, v in defaults.items()})
 
 
 def test_a_bad_server_setting_answers_409_not_422(api, image_b64, real_webui, restore_options):
