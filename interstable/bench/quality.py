@@ -179,7 +179,7 @@ def _check(case: Case, out: dict[str, Any], sampling: Any, count: Any) -> dict[s
         "seed": case.seed,
         "glued": len(glued_words(text)),
         "words": len(words_of(text)),
-        "dups": len(duplicate_phrases(text, case.user_prompt)),
+        "dups": len(duplicate_phrases(text, case.user_prompt, request.caption)),
         "phrases": len(phrases_of(text)),
         "leaks": len(leaked_phrases(text)),
         "echoes": len(echoed_phrases(text, instructions)),

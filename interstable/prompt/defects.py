@@ -49,10 +49,12 @@ def glued_words(text: str) -> list[str]:
     return found
 
 
-def duplicate_phrases(llm_text: str, user_prompt: str = "") -> list[str]:
+def duplicate_phrases(llm_text: str, user_prompt: str = "", caption: str = "") -> list[str]:
     """Return the phrases said twice: an LLM phrase that repeats an earlier one (same words), and each phrase of the
     user's plain theme (:func:`plain_theme`, re-attached verbatim to the final prompt) that the LLM text says
-    again."""
+    again. A user phrase the caption also has is the picture's own content, which the writer keeps on purpose
+    ("red" of ``[red:blue:0.5]`` in "red sofa" of the caption), so it does not count."""
+    caption_words = " " + " ".join(words_of(caption)) + " "
     seen: set[str] = set()
     found = []
     for phrase in phrases_of(llm_text):
@@ -63,7 +65,7 @@ def duplicate_phrases(llm_text: str, user_prompt: str = "") -> list[str]:
     said = " " + " ".join(words_of(llm_text)) + " "
     for own in phrases_of(plain_theme(user_prompt)):
         key = " ".join(words_of(own))
-        if key and f" {key} " in said:
+        if key and f" {key} " in said and f" {key} " not in caption_words:
             found.append(own)
     return found
 

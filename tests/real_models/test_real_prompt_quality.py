@@ -53,7 +53,7 @@ def test_line_descriptions_steer_but_never_leak(written):
 
 def test_the_users_own_words_are_not_written_again(written, clip_tokens):
     for request, seed, text in written:
-        assert duplicate_phrases(text, request.user_prompt) == [], (seed, text)
+        assert duplicate_phrases(text, request.user_prompt, request.caption) == [], (seed, text)
         final = compose_prompt(text, request.user_prompt, budget=75, count_tokens=clip_tokens)
         if "oil painting" in request.user_prompt:
             assert final.count("oil painting") == 1, (seed, final)

@@ -24,6 +24,8 @@ def test_duplicates_are_repeated_phrases_and_the_users_words_again():
     assert duplicate_phrases("cat, oil painting", "(oil painting:1.2), <lora:x:1>") == ["oil painting"]
     assert duplicate_phrases("cat, oily paintings", "(oil painting:1.2)") == []
     assert duplicate_phrases("neon city, rain", "cyberpunk BREAK neon") == ["neon"]
+    assert duplicate_phrases("red sofa, cat", "[red:blue:0.5]") == ["red"]
+    assert duplicate_phrases("red sofa, cat", "[red:blue:0.5]", caption="a cat on a red sofa") == []
 
 
 def test_leaks_are_line_words_and_digits_but_not_count_or_resolution_tags():
