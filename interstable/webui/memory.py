@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("interstable")
@@ -36,10 +37,13 @@ def host_kind() -> str:
 
 
 def host_on_cpu() -> bool:
-    """Whether the WebUI was told to run everything on the CPU (``--use-cpu all``, Forge's ``--always-cpu``)."""
-    try:
-        from modules import shared
-    except ImportError:
+    """Whether the WebUI was told to run everything on the CPU (``--use-cpu all``, Forge's ``--always-cpu``).
+
+    Read from the host's already imported ``modules.shared``, never imported here: outside a WebUI (the benchmarks,
+    the CLI) there is no host to ask, and importing whatever ``modules`` is on the path would leave it behind.
+    """
+    shared = sys.modules.get("modules.shared")
+    if shared is None:
         return False
     cmd_opts = getattr(shared, "cmd_opts", None)
     use_cpu = getattr(cmd_opts, "use_cpu", None) or []
