@@ -99,4 +99,4 @@ def test_the_hosts_infotext_parser_reads_back_every_setting_we_wrote(api, job):
     read = from_infotext({k: str(v) for k, v in params.items()})
     assert read.line_density == 21.5
     assert read.line_style == "curve"
-    assert params["Prompt"] == USER  # our paste callback puts the user's prompt back
+    assert params["InterStable user prompt"] == USER  # what an img2img paste puts back into the prompt box

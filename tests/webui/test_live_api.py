@@ -41,17 +41,18 @@ def _img2img(api, init_image_b64, script_args):
 
 def test_img2img_with_the_script_returns_images_and_infotext(api, init_image_b64):
     # No caption, so the test needs no interrogator models (the LLM runs if the WebUI has a model).
-    args = [8.0, 2.0, 6.0, 0.85, "Random", "Straight", "Auto", False, False, "None"]
+    args = [12.0, 2.0, 6.0, 0.85, "Random", "Straight", "Auto", False, False, "None"]
     response = _img2img(api, init_image_b64, args)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["images"]
     info = json.loads(body["info"])
     infotext = info["infotexts"][0]
-    assert "InterStable line density: 8.0" in infotext
+    assert "InterStable line density: 12.0" in infotext  # only settings away from their defaults are written
     parsed = api("POST", "/sdapi/v1/png-info", json={"image": "data:image/png;base64," + body["images"][0]}).json()
     params = {k: str(v) for k, v in parsed["parameters"].items()}
-    assert from_infotext(params).line_density == JobConfig.defaults().line_density
+    assert from_infotext(params).line_density == 12.0
+    assert from_infotext(params).line_width_max == JobConfig.defaults().line_width_max  # left out: the default
 
 
 def test_img2img_with_a_bad_argument_is_refused_with_its_label(api, init_image_b64):

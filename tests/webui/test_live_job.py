@@ -52,7 +52,9 @@ def test_png_info_round_trip_and_same_seed_reproduces(api, init_image_b64):
     config = from_infotext(params)
     assert config.caption_backend == "none"
     assert config.line_density == JobConfig.defaults().line_density
-    assert params["Prompt"] == USER  # with "Script: ..." the paste puts the user's prompt back
+    # An img2img paste puts the user's prompt back from these two keys (the final prompt stays in "Prompt" for txt2img).
+    assert params["Script"] == "InterStable LLM R-Line"
+    assert params["InterStable user prompt"] == USER
 
 
 def test_bad_script_args_answer_422_with_the_label(api, init_image_b64):
