@@ -1,5 +1,6 @@
-"""What the script's buttons do: refresh the model list, fill an instruction preset, preview without sampling, copy
-the last prompt into the img2img prompt box, and download the default model on request.
+"""What the script's tools do: refresh the model list, fill an instruction preset, preview without sampling, copy
+the last prompt into the img2img prompt box, and download the default model on request; and where they sit (the
+refresh and download tool buttons beside the LLM model, the preset beside the Instruction box, the Preview last).
 
 The handlers take and return plain values (and ``gr.update`` dicts), so tests call them directly.
 """
@@ -123,48 +124,123 @@ def download_default_model(progress: Any = None) -> str:
         path = models.download_model(folder, on_progress=report)
     except InterStableError as exc:
         return f"Download failed: {exc}"
-    return f"Downloaded and verified {path.name} in {folder}. Press the refresh button next to LLM model."
+    return f"Downloaded and verified {path.name} in {folder}; the LLM model list has it now."
 
 
-def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any]) -> None:
-    """Create the buttons and the preview area and connect them (none of them is a script argument)."""
+REFRESH_SYMBOL = "\U0001f504"
+"""The refresh tool button's face, A1111's own (``modules/ui_common.py`` ``refresh_symbol``)."""
+DOWNLOAD_SYMBOL = "\U0001f4e5"
+"""The download tool button's face (an inbox tray); its tooltip says what it fetches."""
+_NOT_SAVED = "do_not_save_to_config"
+
+
+def _unsaved(component: Any) -> Any:
+    # Not script arguments, so the host gives them no custom_script_source: ui-config.json would key them by label
+    # under img2img/ (HOST_CONTRACT.md 11.10), where "Prompt" is the main prompt box. They hold no default.
+    setattr(component, _NOT_SAVED, True)
+    return component
+
+
+def _tool_button(value: str, elem_id: str) -> Any:
+    import gradio as gr
+
+    # "tool" is the host's own small square button (A1111 and Forge style.css ``.gradio-button.tool``, what its
+    # ToolButton adds); a plain Button with that class works with gradio 3.41 and 4 alike.
+    return gr.Button(value=value, elem_id=elem_id, elem_classes=["tool", "interstable-tool"], scale=0, min_width=40)
+
+
+def model_tools(script: Any) -> dict[str, Any]:
+    """The refresh and download tool buttons, made in the LLM model's row right after the dropdown."""
+    return {
+        "refresh": _tool_button(REFRESH_SYMBOL, script.elem_id("refresh")),
+        "download": _tool_button(DOWNLOAD_SYMBOL, script.elem_id("download")),
+    }
+
+
+def preset_picker(script: Any) -> dict[str, Any]:
+    """The instruction preset dropdown, made in the Instruction row beside the box it fills."""
     import gradio as gr
 
     from interstable.prompt import DEFAULT_PRESET, PRESETS
+
+    preset = gr.Dropdown(choices=list(PRESETS), value=DEFAULT_PRESET, label="Instruction preset", min_width=140,
+                         scale=1, elem_id=script.elem_id("preset"))  # fmt: skip
+    return {"preset": _unsaved(preset)}
+
+
+def tools_status(script: Any) -> dict[str, Any]:
+    """The line that says what Refresh found or how the download went: hidden until one of them has run."""
+    import gradio as gr
+
+    status = gr.Textbox(label="Models status", show_label=False, container=False, interactive=False, visible=False,
+                        elem_id=script.elem_id("tools_status"), elem_classes=["interstable-status"])  # fmt: skip
+    return {"tools_status": _unsaved(status)}
+
+
+def shown(text: str) -> dict:
+    """A status line's update: the text, and the line shown (it starts hidden)."""
+    import gradio as gr
+
+    return gr.update(value=text, visible=True)
+
+
+def refresh_clicked(current: str) -> tuple[dict, dict]:
+    """The refresh tool button: :func:`refresh_models`, with its summary shown in the status line."""
+    update, summary = refresh_models(current)
+    return update, shown(summary)
+
+
+def download_clicked(current: str, progress: Any = None) -> tuple[dict, dict]:
+    """The download tool button: :func:`download_default_model`, then the model list read again (the choice stays)."""
+    text = download_default_model(progress)
+    update, _summary = refresh_models(current)
+    return update, shown(text)
+
+
+def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any], tools: dict[str, Any]) -> None:
+    """Create the Preview section and connect the tools (none of them is a script argument).
+
+    Args:
+        script: The Script (for ``elem_id`` and the wiring it keeps).
+        controls: The script's inputs in argument order.
+        by_key: The same by argument key.
+        tools: What :func:`model_tools`, :func:`preset_picker` and :func:`tools_status` made.
+    """
+    import gradio as gr
+
     from interstable.webui.wiring import Wiring, connect
 
-    with gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")):
-        with gr.Row():
-            preview_button = gr.Button(value="Preview lines, caption and prompt", elem_id=script.elem_id("preview"))
-            copy_button = gr.Button(value="Copy the last prompt to the prompt box", elem_id=script.elem_id("copy"))
-        with gr.Row():
-            lined = gr.Image(label="Lined image (follows the line controls live)", interactive=False, height=240,
-                             elem_id=script.elem_id("preview_image"))  # fmt: skip
-            with gr.Column():
-                text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
-                caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
-                prompt = gr.Textbox(label="Preview prompt", lines=4, elem_id=script.elem_id("preview_prompt"), **text)
-                status = gr.Textbox(label="Preview status", interactive=False, elem_id=script.elem_id("preview_status"),
-                                    elem_classes=["interstable-status"])  # fmt: skip
-    with gr.Accordion("Models and presets", open=False, elem_id=script.elem_id("tools_section")):
-        with gr.Row():
-            preset = gr.Dropdown(choices=list(PRESETS), value=DEFAULT_PRESET, label="Instruction preset",
-                                 elem_id=script.elem_id("preset"))  # fmt: skip
-            refresh = gr.Button(value="Refresh the model list", elem_id=script.elem_id("refresh"))
-            download = gr.Button(value="Download the default model (4.4 GB)", elem_id=script.elem_id("download"))
-        tool_status = gr.Textbox(label="Models status", interactive=False, elem_id=script.elem_id("tools_status"),
-                                 elem_classes=["interstable-status"])  # fmt: skip
-    for output in (caption, prompt, status, tool_status, preset):
-        # Not script arguments, so the host gives them no custom_script_source: ui-config.json would key them by
-        # label under img2img/ (HOST_CONTRACT.md 11.10), where "Prompt" is the main prompt box. They hold no default.
-        output.do_not_save_to_config = True
+    with (
+        gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")),
+        gr.Row(elem_classes=["interstable-row"]),
+    ):
+        lined = gr.Image(label="Lined image (follows the line controls live)", interactive=False, height=200,
+                         scale=1, min_width=160, elem_id=script.elem_id("preview_image"))  # fmt: skip
+        with gr.Column(scale=2, min_width=240):
+            with gr.Row():
+                preview_button = gr.Button(value="Preview caption and prompt", size="sm",
+                                           elem_id=script.elem_id("preview"))  # fmt: skip
+                copy_button = gr.Button(value="Copy the last prompt", size="sm", elem_id=script.elem_id("copy"))
+            text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
+            caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
+            prompt = gr.Textbox(label="Preview prompt", lines=2, max_lines=8,
+                                elem_id=script.elem_id("preview_prompt"), **text)  # fmt: skip
+            status = gr.Textbox(label="Preview status", show_label=False, container=False, interactive=False,
+                                placeholder="The lines follow the line controls; Preview adds caption and prompt.",
+                                elem_id=script.elem_id("preview_status"),
+                                elem_classes=["interstable-status"])  # fmt: skip
+    for output in (caption, prompt, status):
+        _unsaved(output)
+    preset, tool_status = tools["preset"], tools["tools_status"]
     preset.change(fn=preset_text, inputs=[preset], outputs=[by_key["instruction"]])
-    refresh.click(fn=refresh_models, inputs=[by_key["llm_model"]], outputs=[by_key["llm_model"], tool_status])
+    tools["refresh"].click(fn=refresh_clicked, inputs=[by_key["llm_model"]],
+                           outputs=[by_key["llm_model"], tool_status])  # fmt: skip
 
-    def download_with_progress(progress: Any = gr.Progress()) -> str:  # noqa: B008 (how Gradio injects its tracker)
-        return download_default_model(progress)
+    def download_with_progress(current: str, progress: Any = gr.Progress()) -> tuple[dict, dict]:  # noqa: B008
+        return download_clicked(current, progress)  # (a gr.Progress() default is how Gradio injects its tracker)
 
-    download.click(fn=download_with_progress, inputs=[], outputs=[tool_status])
+    tools["download"].click(fn=download_with_progress, inputs=[by_key["llm_model"]],
+                            outputs=[by_key["llm_model"], tool_status])  # fmt: skip
     last = gr.State("")  # this browser's last prompt (a State is per session)
     outputs = [lined, caption, prompt, status]
     script.interstable_wiring = Wiring(preview_button, copy_button, list(controls), outputs, last, preview)

@@ -8,6 +8,10 @@ Layout (:data:`LAYOUT`): related controls share a row, and only Lines is open by
 are hidden, never removed (:data:`SHOWN_WHEN`): the CLIP Interrogator's, the Vision LLM's and the WD tagger's own
 controls unless that interrogator is chosen, the four raw sampling numbers unless raw sampling is on. A control the
 layout does not name (a new argument) gets its own row at the end of its section.
+
+The tools sit beside what they act on (:data:`BESIDE`, :data:`BELOW`): the refresh and download tool buttons next to
+the LLM model, the preset picker next to the Instruction box, and their status line (hidden until there is something
+to say) under the model's row; the Preview is the last section.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from interstable.args import ARGS, ARGS_BY_KEY, DEFAULT_MODEL_LABEL, NO_MODEL, Arg
-from interstable.webui.actions import wire
+from interstable.webui import actions
 
 GROUPS = ("Lines", "Caption", "Prompt", "Advanced")
 
@@ -42,13 +46,27 @@ LAYOUT: dict[str, tuple[tuple[str, ...], ...]] = {
         ("token_budget", "prompt_per", "describe_lines"),
     ),
     "Advanced": (
-        ("steps", "max_tokens"),
-        ("use_raw",),
+        ("steps", "max_tokens", "use_raw"),
         ("temperature", "top_p"),
         ("top_k", "repeat_penalty"),
     ),
 }
 """The rows of each section, by argument key."""
+
+BESIDE: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "llm_model": actions.model_tools,
+    "instruction": actions.preset_picker,
+}
+"""Tools made in the same row right after a control: ``builder(script)`` returns them by name."""
+
+BELOW: dict[str, Callable[[Any], dict[str, Any]]] = {"llm_model": actions.tools_status}
+"""Tools made right under the row that holds a control."""
+
+NARROW = {"llm_model": 120, "prompt_style": 120, "user_prompt_order": 120}
+"""Controls that share their row with tool buttons: a smaller ``min_width`` keeps the row on one line."""
+
+SCALE = {"instruction": 3}
+"""Controls that take more of their row than the others (the preset picker beside the Instruction box)."""
 
 SHOWN_WHEN: dict[str, tuple[str, Callable[[object], bool]]] = {
     "caption_mode": ("caption_backend", lambda v: v == "CLIP Interrogator"),
@@ -72,7 +90,10 @@ def rows(group: str) -> list[tuple[str, ...]]:
 def _control(arg: Arg, elem_id: str, *, model_choices: Sequence[str], placeholder: str) -> Any:
     import gradio as gr
 
-    common = {"label": arg.label, "elem_id": elem_id, "elem_classes": ["interstable-control"], "min_width": 160}
+    common = {"label": arg.label, "elem_id": elem_id, "elem_classes": ["interstable-control"],
+              "min_width": NARROW.get(arg.key, 160)}  # fmt: skip
+    if arg.key in SCALE:
+        common["scale"] = SCALE[arg.key]
     if arg.kind in ("float", "int"):
         return gr.Slider(minimum=arg.minimum, maximum=arg.maximum, step=arg.step, value=arg.default, **common)
     if arg.kind == "bool":
@@ -112,6 +133,7 @@ def build_controls(script: Any, *, model_choices: Sequence[str] = ()) -> list[An
     choices = list(model_choices)
     placeholder = instruction_placeholder()
     controls: dict[str, Any] = {}
+    tools: dict[str, Any] = {}
     shown_rows: dict[str, Any] = {}
     with gr.Group(elem_id=script.elem_id("controls"), elem_classes=["interstable"]):
         for group in GROUPS:
@@ -123,10 +145,15 @@ def build_controls(script: Any, *, model_choices: Sequence[str] = ()) -> list[An
                             elem_id = script.elem_id(key)
                             controls[key] = _control(ARGS_BY_KEY[key], elem_id, model_choices=choices,
                                                      placeholder=placeholder)  # fmt: skip
+                            if key in BESIDE:
+                                tools.update(BESIDE[key](script))
                     if row[0] in SHOWN_WHEN:
                         shown_rows[row[0]] = row_block
+                    for key in row:
+                        if key in BELOW:
+                            tools.update(BELOW[key](script))
         ordered = [controls[arg.key] for arg in ARGS]
-        wire(script, ordered, controls)
+        actions.wire(script, ordered, controls, tools)
     _connect_visibility(controls, shown_rows)
     wiring = getattr(script, "interstable_wiring", None)
     if wiring is not None:  # the live preview draws into the Preview's lined image and status

@@ -71,12 +71,56 @@ def test_preset_fills_the_instruction_box(script):
 def test_refresh_lists_models_and_keeps_the_choice(host, script, tmp_path):
     from interstable.tinymodels import write_tiny_llama
 
+    controls, created = _ui(script)
     write_tiny_llama(tmp_path / "models" / "LLM" / "second.gguf")
-    handler = _handler(_ui(script)[1]["refresh"])
+    handler = _handler(created["refresh"])
+    model, status_line = controls[[a.key for a in ARGS].index("llm_model")], created["tools_status"]
+    assert handler["inputs"] == [model]
+    assert handler["outputs"] == [model, status_line]
     update, status = handler["fn"]("tiny-mistral.gguf")
-    assert status.startswith("Found 2 instruct models in ")
+    assert status["visible"] is True  # the status line is hidden until there is something to say
+    assert status["value"].startswith("Found 2 instruct models in ")
     assert update["choices"] == ["(default)", "(none)", "second.gguf", "tiny-mistral.gguf"]
     assert update["value"] == "tiny-mistral.gguf"
+
+
+def test_the_model_tools_sit_beside_the_model_and_the_preset_beside_the_instruction(script):
+    """No "Models and presets" section: each tool is in the row of what it acts on, its status under that row."""
+    import gradio as gr
+
+    with gr.Blocks() as root:
+        controls = script.ui(True)
+    by_key = dict(zip([a.key for a in ARGS], controls, strict=True))
+    rows = []
+
+    def walk(node):
+        for child in getattr(node, "children", []):
+            if type(child).__name__ == "Row":
+                rows.append(child)
+            walk(child)
+
+    walk(root)
+    row_of = {id(c): row for row in rows for c in row.children}
+    created = _ui(script)[1]
+    model_row = row_of[id(by_key["llm_model"])]
+    ids = [c.elem_id.removeprefix("script_interstable_llm_rline_") for c in model_row.children]
+    assert ids[:3] == ["llm_model", "refresh", "download"]
+    for name in ("refresh", "download"):
+        assert "tool" in created[name].kwargs["elem_classes"]  # the host's small square button
+        assert created[name].value in ("\U0001f504", "\U0001f4e5")
+    instruction_row = row_of[id(by_key["instruction"])]
+    assert [c.elem_id for c in instruction_row.children] == [script.elem_id("instruction"), script.elem_id("preset")]
+    assert created["tools_status"].kwargs["visible"] is False
+    accordions = [c.label for c in _all(root) if type(c).__name__ == "Accordion"]
+    assert accordions == ["Lines", "Caption", "Prompt", "Advanced", "Preview"]
+    for name in ("preset", "tools_status", "preview_caption", "preview_prompt", "preview_status"):
+        assert created[name].do_not_save_to_config is True, name  # not script arguments: kept out of ui-config.json
+
+
+def _all(node):
+    for child in getattr(node, "children", []):
+        yield child
+        yield from _all(child)
 
 
 def test_download_failure_says_where_to_put_the_file(host, script, monkeypatch):
@@ -86,7 +130,9 @@ def test_download_failure_says_where_to_put_the_file(host, script, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    status = _handler(_ui(script)[1]["download"])["fn"]()
+    _update, shown = _handler(_ui(script)[1]["download"])["fn"]("(default)")
+    status = shown["value"]
+    assert shown["visible"] is True
     assert status.startswith("Download failed")
     assert "mistral-7b-instruct-v0.2.Q4_K_M.gguf" in status
     assert str(host.models_path) in status
@@ -133,13 +179,16 @@ def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_p
 
     from interstable.llm import download as _model_download
 
-    data = b"GGUF" + b"\0" * 1020
+    from interstable.tinymodels import write_tiny_llama
+
+    write_tiny_llama(tmp_path / "tiny.gguf")  # a real GGUF, so the model list read after the download shows it
+    data = (tmp_path / "tiny.gguf").read_bytes()
 
     def fake_download(*, repo_id, filename, local_dir, tqdm_class=None, **kwargs):
         if tqdm_class is not None:
             bar = tqdm_class(total=len(data))
-            bar.update(512)
-            bar.update(512)
+            bar.update(len(data) // 2)
+            bar.update(len(data) - len(data) // 2)
             bar.close()
         path = tmp_path / "models" / "LLM" / filename
         path.write_bytes(data)
@@ -149,8 +198,10 @@ def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_p
     monkeypatch.setattr(_model_download, "DEFAULT_SHA256", hashlib.sha256(data).hexdigest())
     handler = _handler(_ui(script)[1]["download"])
     progress = gr.Progress()
-    status = handler["fn"](progress)
-    assert status.startswith("Downloaded and verified"), status
+    update, shown = handler["fn"]("(default)", progress)
+    assert shown["value"].startswith("Downloaded and verified"), shown
+    assert "mistral-7b-instruct-v0.2.Q4_K_M.gguf" in update["choices"]  # the model list has it at once
+    assert update["value"] == "(default)"
     assert [round(fraction, 2) for fraction, _ in progress.calls][-1] == 1.0
     assert "Downloading mistral-7b-instruct-v0.2.Q4_K_M.gguf" in progress.calls[-1][1]
 

@@ -7,8 +7,10 @@ Run by hand (not a test; it needs Chromium, chromedriver and Selenium, none of w
 
 It builds and starts the real host as the realhost tier does (tests/support/realhost.py, without ``--api-auth`` so the
 browser needs no login), opens the img2img tab at 1500x1000, picks the script, and prints the height of the script's
-block (``#script_interstable_llm_rline_controls``) in its default state and with every accordion open, per theme.
-With ``--shots`` it writes ``ui-light.png`` and ``ui-dark.png`` (every section open) into that folder.
+block (``#script_interstable_llm_rline_controls``) in its default state and with every accordion open, per theme,
+and the height of each section (accordion) in both states. With ``--shots`` it writes ``ui-default-light.png`` and
+``ui-default-dark.png`` (as the page opens) and ``ui-light.png`` and ``ui-dark.png`` (every section open) into that
+folder.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realhost
 
 BLOCK = "#script_interstable_llm_rline_controls"
+SECTIONS = ("lines", "caption", "prompt", "advanced", "preview")
+"""The accordions, by the ``<name>_section`` part of their elem_id (``interstable.webui.ui`` and ``actions``)."""
 TITLE = "InterStable LLM R-Line"
 FLAGS = (
     "--headless=new",
@@ -86,6 +90,16 @@ def _height(driver) -> float:
     return float(driver.execute_script(f"return document.querySelector('{BLOCK}').getBoundingClientRect().height"))
 
 
+def _sections(driver) -> dict[str, float]:
+    return {
+        name: round(float(driver.execute_script(
+            f"const s = document.querySelector('#script_interstable_llm_rline_{name}_section');"
+            "return s ? s.getBoundingClientRect().height : -1"
+        )), 1)
+        for name in SECTIONS
+    }  # fmt: skip
+
+
 def _open_all(driver) -> None:
     for _ in range(6):
         closed = driver.execute_script(
@@ -116,9 +130,16 @@ def measure(url: str, shots: Path | None, profile_root: Path) -> dict:
         try:
             driver.get(f"{url}/?__theme={theme}")
             _pick_script(driver)
-            default = _height(driver)
+            default, default_sections = _height(driver), _sections(driver)
+            if shots is not None:
+                _shot(driver, shots / f"ui-default-{theme}.png")
             _open_all(driver)
-            results[theme] = {"default_px": default, "all_open_px": _height(driver)}
+            results[theme] = {
+                "default_px": default,
+                "all_open_px": _height(driver),
+                "default_sections_px": default_sections,
+                "all_open_sections_px": _sections(driver),
+            }
             if shots is not None:
                 _shot(driver, shots / f"ui-{theme}.png")
         finally:
@@ -128,7 +149,9 @@ def measure(url: str, shots: Path | None, profile_root: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shots", type=Path, help="write ui-light.png and ui-dark.png into this folder")
+    parser.add_argument(
+        "--shots", type=Path, help="write ui-default-{light,dark}.png and ui-{light,dark}.png into this folder"
+    )
     parser.add_argument("--host", choices=("a1111", "forge"), default="a1111")
     parser.add_argument("--url", help="measure a WebUI that is already running (started without --api-auth)")
     args = parser.parse_args()
