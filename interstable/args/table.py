@@ -111,10 +111,12 @@ ARGS: tuple[Arg, ...] = (
     # --- Caption ------------------------------------------------------------------------------------------------
     Arg("caption_backend", "Interrogator", "choice", "webui_clip", "Caption", "InterStable interrogator",
         "Who describes the image for the LLM. Vision LLM: a GGUF vision model and its mmproj from the LLM models "
-        "folder. WD tagger: Danbooru tags (anime, Pony, Illustrious). None: your prompt is the LLM's only input.",
+        "folder. WD tagger: Danbooru tags (anime, Pony, Illustrious). None: your prompt is the LLM's only input. "
+        "Vision LLM writes the prompt: one model, no caption; the vision model looks at the image and writes the "
+        "prompt itself (the LLM model is not used).",
         choices=_choices(("webui_clip", "WebUI CLIP"), ("webui_deepbooru", "WebUI DeepBooru"),
                          ("clip_interrogator", "CLIP Interrogator"), ("none", "None"), ("vision_llm", "Vision LLM"),
-                         ("wd_tagger", "WD tagger"))),
+                         ("wd_tagger", "WD tagger"), ("vision_prompt", "Vision LLM writes the prompt"))),
     Arg("caption_mode", "CLIP Interrogator mode", "choice", "fast", "Caption", "InterStable interrogator mode",
         "Only for CLIP Interrogator. Best is slow (several seconds per image even on a GPU).",
         choices=_choices(("fast", "Fast"), ("classic", "Classic"), ("best", "Best (slow)"), ("negative", "Negative"))),
@@ -164,7 +166,8 @@ ARGS: tuple[Arg, ...] = (
         "Penalty on repeated tokens (with raw sampling).", 1.0, 2.0, 0.01),
     # --- Caption: Vision LLM and WD tagger (appended: script_args positions stay) ----------------------------------
     Arg("vision_model", "Vision model", "text", "", "Caption", "InterStable vision model",
-        'Only for Vision LLM: "MODEL.gguf + MMPROJ.gguf" from the LLM models folder; empty takes the first pair.'),
+        'Only for the Vision LLM interrogators: "MODEL.gguf + MMPROJ.gguf" from the LLM models folder; empty takes '
+        "the first pair."),
     Arg("tagger_model", "Tagger model", "text", "", "Caption", "InterStable tagger model",
         "Only for WD tagger: a folder in models/wd-tagger holding model.onnx and selected_tags.csv; empty takes "
         "wd-vit-tagger-v3 or the first one."),

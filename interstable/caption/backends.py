@@ -70,7 +70,7 @@ def make_captioner(
         ConfigError: A host backend was asked for, or the folder a backend needs is missing.
         ModelNotFoundError: The WD tagger is not in its folder.
     """
-    if settings.backend == "none":
+    if settings.backend in ("none", "vision_prompt"):  # "one model" has no caption stage: the writer sees the image
         return NoneCaptioner()
     if settings.backend in HOST_BACKENDS:
         raise ConfigError("backend", settings.backend, "the WebUI's backends come from interstable.webui.interrogators")

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-BACKENDS = ("webui_clip", "webui_deepbooru", "clip_interrogator", "none", "vision_llm", "wd_tagger")
+BACKENDS = ("webui_clip", "webui_deepbooru", "clip_interrogator", "none", "vision_llm", "wd_tagger", "vision_prompt")
 BACKEND_LABELS = {
     "webui_clip": "WebUI CLIP",
     "webui_deepbooru": "WebUI DeepBooru",
@@ -36,7 +36,9 @@ BACKEND_LABELS = {
     "none": "None",
     "vision_llm": "Vision LLM",
     "wd_tagger": "WD tagger",
+    "vision_prompt": "Vision LLM writes the prompt",
 }
+"""``vision_prompt`` is "one model": no caption stage; the vision model looks at the image and writes the prompt."""
 HOST_BACKENDS = frozenset({"webui_clip", "webui_deepbooru"})
 MODES = ("fast", "classic", "best", "negative")
 MODE_LABELS = {"fast": "Fast", "classic": "Classic", "best": "Best (slow)", "negative": "Negative"}
@@ -115,7 +117,7 @@ class CaptionSettings:
     def label(self) -> str:
         """A readable description, e.g. ``"CLIP Interrogator (Fast, blip-large, ViT-L-14/openai)"``."""
         name = BACKEND_LABELS[self.backend]
-        if self.backend == "vision_llm":
+        if self.backend in ("vision_llm", "vision_prompt"):
             return f"{name} ({self.vision_model or 'first in the LLM folder'})"
         if self.backend == "wd_tagger":
             return f"{name} ({self.tagger_model or 'default'}, {self.general_threshold:g}/{self.character_threshold:g})"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from interstable.args import JobConfig
 from interstable.caption import CaptionCache, Captioner, caption_image, image_key
+from interstable.caption.vision import png_bytes
 from interstable.errors import CaptionError, JobInterrupted, ModelError, PromptError
 from interstable.job.stages import caption_settings, describe_lines, line_params, sampling_settings, write_with_retry
 from interstable.lines import LinedImage, draw_lines, flatten
@@ -339,6 +340,7 @@ class _Job:
                         sampling=sampling_settings(self.config),
                         on_progress=self.hooks.tokens,
                         should_stop=self.hooks.should_stop,
+                        **self.seen(writer, lined, start),
                     )
                 except (PromptError, ModelError) as exc:
                     self.fail("LLM", exc, group)
@@ -355,6 +357,13 @@ class _Job:
             self.hooks.after_llm()
         self.hooks.stage_done()
         return texts, llm_seeds
+
+    def seen(self, writer: Any, lined: Sequence[LinedImage], index: int) -> dict[str, bytes]:
+        """A writer that looks at the image ("Vision LLM writes the prompt") gets it as PNG: the caption source."""
+        if not getattr(writer, "sees_images", False):
+            return {}
+        source = lined[index].image if self.config.caption_source == "lined" else self.inputs[index].image
+        return {"image": png_bytes(_flat(source, self.resources.background))}
 
     def request(self, lined: LinedImage, caption: str, user_prompt: str) -> PromptRequest:
         return PromptRequest(

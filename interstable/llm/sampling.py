@@ -155,6 +155,7 @@ def generate(
     stop: Sequence[str] = (),
     banned: Sequence[int] = (),
     on_token: Callable[[int, str], bool] | None = None,
+    prefill: Callable[[Any], None] | None = None,
 ) -> Generated:
     """Generate from ``prompt_tokens`` on ``llm`` (a ``llama_cpp.Llama``), deterministically for a seed.
 
@@ -169,6 +170,8 @@ def generate(
         banned: Tokens never sampled (the EOS for fixed-length benchmarks).
         on_token: Called after each sampled token with the count so far and the text so far; True ends the
             generation (``finish_reason`` "stop").
+        prefill: Evaluates the prompt on ``llm`` from an empty context instead of ``prompt_tokens`` (a vision
+            model's text and image embeddings); the logits of its last position are sampled first.
 
     Returns:
         The text and how it ended.
@@ -180,8 +183,11 @@ def generate(
     pieces: list[bytes] = []
     text, finish, count = "", "length", 0
     try:
-        llm.reset()
-        llm.eval(list(prompt_tokens))
+        if prefill is None:
+            llm.reset()
+            llm.eval(list(prompt_tokens))
+        else:
+            prefill(llm)
         while count < max_tokens:
             token = picker.pick()
             count += 1

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from interstable.errors import ConfigError, ModelLoadError, ModelNotFoundError
+from interstable.llm.model import LoadedModel
 from interstable.llm.models import check_gguf, list_models
 from interstable.llm.settings import LoadSettings
 
@@ -35,8 +36,10 @@ __all__ = [
     "LlamaVisionChat",
     "VisionPair",
     "chat_factory",
+    "eval_with_image",
     "handler_kind",
     "list_vision_models",
+    "media_marker",
     "resolve_vision_model",
 ]
 
@@ -152,24 +155,42 @@ def _handler(kind: str, mmproj: str, use_gpu: bool) -> Any:
 
 
 class LlamaVisionChat:
-    """A vision model and its projector loaded in this process by llama-cpp-python (lazily, on the first answer).
+    """A vision model and its projector loaded by llama-cpp-python in this process (lazily, on the first answer).
+
+    The language model comes from the process-wide model cache (:func:`interstable.llm.loading.acquire`), so a
+    prompt writer with the same file and :class:`LoadSettings` uses the very same loaded model: with one model for
+    captioning and writing, it is loaded once per job. The projector (llama.cpp's mtmd context) is this object's own.
 
     Args:
         pair: The model and projector.
-        load: How to load the language model (``n_gpu_layers="auto"`` is taken as 0 here).
-        kind: One of :data:`~interstable.caption.vision_models.HANDLER_KINDS`; None reads it from the metadata.
+        load: How to load the language model (as for the prompt writer; the caller decides the GPU layers).
+        kind: One of :data:`HANDLER_KINDS`; None reads it from the metadata.
+        keep_model: :meth:`close` frees only the projector and leaves the model cached (for the prompt writer that
+            uses the same file next); otherwise it frees both.
     """
 
-    def __init__(self, pair: VisionPair, *, load: LoadSettings | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self, pair: VisionPair, *, load: LoadSettings | None = None, kind: str | None = None, keep_model: bool = False
+    ) -> None:
         self.pair = pair
         self.load = load or LoadSettings(n_ctx=4096)
         self.kind = kind
-        self._llama: Any = None
+        self.keep_model = keep_model
+        self._entry: LoadedModel | None = None
+        self._handler: Any = None
 
-    def _open(self) -> Any:
-        if self._llama is not None:
-            return self._llama
+    @property
+    def loaded(self) -> bool:
+        """Whether the model and the projector are held (and not closed meanwhile by the model cache)."""
+        return self._entry is not None and not self._entry.closed and _projector_of(self._handler) is not None
+
+    def open(self) -> LoadedModel:
+        """Load the model (or take it from the cache) and the projector; returns the cached model."""
+        if self.loaded:
+            assert self._entry is not None
+            return self._entry
         from interstable.llm.llama_log import import_llama_cpp, log_mark, log_problems_since
+        from interstable.llm.loading import acquire
 
         check_gguf(self.pair.model)
         info = check_gguf(self.pair.mmproj)
@@ -179,54 +200,144 @@ class LlamaVisionChat:
                 "give the mmproj file that belongs to the model"
             )
         kind = self.kind or handler_kind(self.pair)
-        llama_cpp = import_llama_cpp()
+        import_llama_cpp()
         _route_mtmd_log()
-        layers = self.load.n_gpu_layers if isinstance(self.load.n_gpu_layers, int) else 0
+        self._free_projector()
+        entry = acquire(self.pair.model.resolve(), self.load)
         mark = log_mark()
         try:
-            handler = _handler(kind, str(self.pair.mmproj), use_gpu=layers != 0)
-            self._llama = llama_cpp.Llama(
-                model_path=str(self.pair.model),
-                chat_handler=handler,
-                n_ctx=self.load.n_ctx,
-                n_gpu_layers=layers,
-                n_threads=self.load.n_threads,
-                n_threads_batch=self.load.n_threads_batch,
-                verbose=False,
-            )
+            handler = _handler(kind, str(self.pair.mmproj), use_gpu=entry.n_gpu_layers != 0)
             init = getattr(handler, "_init_mtmd_context", None)
             if callable(init):  # the handler loads the projector on its first chat: load it now, with a clear error
-                init(self._llama)
+                init(entry.llm)
         except Exception as exc:
-            self._llama = None
             reason = log_problems_since(mark)
             raise ModelLoadError(
                 f"llama.cpp cannot load the vision model {self.pair.name} ({type(exc).__name__}: {exc}"
                 + (f"; {reason}" if reason else "")
                 + "). Check that the projector belongs to the model (same family and size)"
             ) from exc
-        self.kind = kind
-        return self._llama
+        self._entry, self._handler, self.kind = entry, handler, kind
+        return entry
+
+    @property
+    def handler(self) -> Any:
+        """The llama-cpp-python chat handler holding the projector (None until :meth:`open`)."""
+        return self._handler
 
     def describe(self, png: bytes, prompt: str, *, max_tokens: int, seed: int, temperature: float) -> str:
         """Answer ``prompt`` about ``png`` with the chat handler (the image goes in as a data URL)."""
-        llama = self._open()
+        entry = self.open()
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url}}]
-        llama.reset()  # same seed, same answer: no prefix of an earlier image is reused
-        result = llama.create_chat_completion(
-            messages=[{"role": "user", "content": content}],
-            max_tokens=max_tokens,
-            seed=seed,
-            temperature=temperature,
-        )
+        with entry.lock:
+            llama = entry.llm
+            llama.chat_handler = self._handler
+            try:
+                llama.reset()  # same seed, same answer: no prefix of an earlier image is reused
+                result = llama.create_chat_completion(
+                    messages=[{"role": "user", "content": content}],
+                    max_tokens=max_tokens,
+                    seed=seed,
+                    temperature=temperature,
+                )
+            finally:
+                llama.chat_handler = None  # the cached model is the prompt writer's too
         return str(result["choices"][0]["message"]["content"] or "")
 
+    def _free_projector(self) -> None:
+        handler, self._handler = self._handler, None
+        ctx = _projector_of(handler)
+        if ctx is not None:
+            handler._mtmd_cpp.mtmd_free(ctx)
+            handler.mtmd_ctx = None  # the model's own clean-up callback then skips it
+
     def close(self) -> None:
-        """Free the model and the projector (llama-cpp-python frees the mtmd context with the model)."""
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            llama.close()
+        """Free the projector, and the model unless ``keep_model`` (the next :meth:`describe` loads again)."""
+        entry, self._entry = self._entry, None
+        if entry is not None and not entry.closed:
+            with entry.lock:
+                self._free_projector()
+        self._handler = None
+        if entry is not None and not self.keep_model:
+            from interstable.llm.loading import release
+
+            release(self.pair.model)
+
+
+def media_marker() -> str:
+    """The text mtmd replaces by the image's embeddings (``<__media__>``)."""
+    from llama_cpp import mtmd_cpp
+
+    return str(mtmd_cpp.mtmd_default_marker().decode("utf-8"))
+
+
+def eval_with_image(handler: Any, llama: Any, text: str, png: bytes, *, add_special: bool) -> int:
+    """Evaluate ``text`` (holding :func:`media_marker` once) with the image ``png`` on ``llama`` from an empty context,
+    as llama-cpp-python's chat handlers do before they sample; returns the positions used.
+
+    The last chunk is text (the assistant's turn), so its last token's logits are what the first token is sampled
+    from.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    mtmd = handler._mtmd_cpp
+    bitmap = handler._create_bitmap_from_bytes(png)
+    chunks = None
+    try:
+        data = text.encode("utf-8")
+        given = mtmd.mtmd_input_text()
+        given.text, given.text_len, given.add_special, given.parse_special = data, len(data), add_special, True
+        chunks = mtmd.mtmd_input_chunks_init()
+        if chunks is None:
+            raise ValueError("mtmd could not make input chunks")
+        images = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+        result = mtmd.mtmd_tokenize(handler.mtmd_ctx, chunks, ctypes.byref(given), images, 1)
+        if result != 0:
+            raise ValueError(f"mtmd could not tokenize the prompt with its image (error code {result})")
+        llama.reset()
+        llama._ctx.kv_cache_clear()  # bit-exact seeds: nothing of an earlier image stays
+        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
+            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
+            if chunk is None:
+                continue
+            if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                count = ctypes.c_size_t()
+                pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+                tokens = [pointer[j] for j in range(count.value)] if pointer else []
+                if llama.n_tokens + len(tokens) > llama.n_ctx():
+                    raise ValueError(f"the prompt and image need more than n_ctx = {llama.n_ctx()} tokens")
+                if tokens:
+                    llama.eval(tokens)
+                continue
+            size = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+            if llama.n_tokens + size > llama.n_ctx():
+                raise ValueError(f"the prompt and image need more than n_ctx = {llama.n_ctx()} tokens")
+            past = llama_cpp.llama_pos(0)
+            result = mtmd.mtmd_helper_eval_chunk_single(
+                handler.mtmd_ctx,
+                llama._ctx.ctx,
+                chunk,
+                llama_cpp.llama_pos(llama.n_tokens),
+                llama_cpp.llama_seq_id(0),
+                llama.n_batch,
+                False,
+                ctypes.byref(past),
+            )
+            if result != 0:
+                raise ValueError(f"mtmd could not evaluate the image (error code {result})")
+            llama.n_tokens = past.value
+    finally:
+        if chunks is not None:
+            mtmd.mtmd_input_chunks_free(chunks)
+        mtmd.mtmd_bitmap_free(bitmap)
+    return int(llama.n_tokens)
+
+
+def _projector_of(handler: Any) -> Any:
+    return getattr(handler, "mtmd_ctx", None) if handler is not None else None
 
 
 def chat_factory(pair: VisionPair, load: LoadSettings | None = None) -> Callable[[], LlamaVisionChat]:

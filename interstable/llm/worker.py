@@ -41,6 +41,7 @@ __all__ = [
     "gpu_offload_available",
     "prestart",
     "stop_worker",
+    "worker_cache_stats",
     "worker_status",
 ]
 
@@ -111,8 +112,11 @@ def prestart() -> None:
             _spawn()
 
 
-def _worker_for(key: tuple[Any, ...], path: Path, load: LoadSettings, ignore_eos: bool, doing: str) -> Worker:
-    """The running worker for ``key``, or a new one with the model loaded (ending any other first). Needs _LOCK."""
+def _worker_for(
+    key: tuple[Any, ...], path: Path, load: LoadSettings, ignore_eos: bool, doing: str, *, extra: tuple[Any, ...] = ()
+) -> Worker:
+    """The running worker for ``key``, or one with the model loaded (ending one that holds another first; a worker
+    without a writer, prestarted or captioning with a vision model, is used as it is). Needs _LOCK."""
     worker = _CURRENT[0]
     if worker is not None and worker.key == key and worker.alive:
         return worker
@@ -126,12 +130,23 @@ def _worker_for(key: tuple[Any, ...], path: Path, load: LoadSettings, ignore_eos
     try:
         worker.wait_ready()
         _set_state(state="loading")
-        info = worker.call("load", str(path), load, ignore_eos, doing=f"loading {path.name} ({doing})")
+        info = worker.call("load", str(path), load, ignore_eos, *extra, doing=f"loading {path.name} ({doing})")
     except BaseException:
         _end(worker)
         raise
     _set_state(state="loaded", n_gpu_layers=info["n_gpu_layers"])
     return worker
+
+
+def worker_cache_stats() -> Any:
+    """The worker's model cache counters (:class:`~interstable.llm.CacheStats`: loads, hits, loaded files), or None
+    when no worker runs."""
+    with _LOCK:
+        worker = _CURRENT[0]
+        if worker is None or not worker.alive:
+            return None
+        worker.wait_ready()
+        return worker.call("stats", doing="reading its model cache")
 
 
 def gpu_offload_available() -> bool:
@@ -189,14 +204,18 @@ class ProcessPromptWriter(ModelFileWriter):
         if not resolved.is_file():
             raise ModelNotFoundError(f"The model file {self._path} does not exist.")
         stat = resolved.stat()
-        key = (str(resolved), stat.st_size, stat.st_mtime_ns, self._load, self._ignore_eos)
+        key = (str(resolved), stat.st_size, stat.st_mtime_ns, self._load, self._ignore_eos, *self._load_extra())
         with _LOCK:
-            worker = _worker_for(key, resolved, self._load, self._ignore_eos, doing)
+            worker = _worker_for(key, resolved, self._load, self._ignore_eos, doing, extra=self._load_extra())
             try:
                 return worker.call(kind, *args, doing=doing, **kwargs)
             except LLMProcessError:
                 _end(worker)
                 raise
+
+    def _load_extra(self) -> tuple[Any, ...]:
+        """More for the worker's ``load`` request (the vision writer's projector); part of the worker's key."""
+        return ()
 
     def load(self) -> None:
         """Start the worker and load the model now (a no-op when it is loaded)."""
@@ -206,7 +225,7 @@ class ProcessPromptWriter(ModelFileWriter):
         """End the worker if it holds this model file (all its memory goes back)."""
         with _LOCK:
             worker = _CURRENT[0]
-            if worker is not None and worker.key[0] == str(self._path.resolve()):
+            if worker is not None and worker.key is not None and worker.key[0] == str(self._path.resolve()):
                 _end(worker)
 
     def prompt_tokens(self, request: PromptRequest, *, sampling: SamplingSettings = SamplingSettings()) -> list[int]:  # noqa: B008

@@ -1,4 +1,6 @@
-"""The LLM worker process's side: it owns llama-cpp-python and runs :class:`LlamaPromptWriter` for the WebUI process.
+"""The LLM worker process's side: it owns llama-cpp-python and runs :class:`LlamaPromptWriter` for the WebUI process
+(or the "one model" vision writer), and the captioner's vision model beside it (``vision_open``, ``describe``,
+``vision_close``: PNG bytes and a prompt in, text out).
 
 Started by :mod:`interstable.llm.worker` as ``python -c "from interstable.llm.worker_child import main; main()"``.
 Requests come on stdin, replies go out on a duplicate of stdout (see :mod:`interstable.llm.wire`); fd 1 itself is
@@ -30,6 +32,7 @@ class _Child:
         self.replies = replies
         self.stopped: set[int] = set()
         self.writer: Any = None
+        self.vision: Any = None  # a LlamaVisionChat for captions
 
     def receive(self) -> tuple[Any, ...]:
         message = read_message(self.requests)
@@ -56,12 +59,23 @@ class _Child:
         from interstable.llm.writer import LlamaPromptWriter
 
         if kind == "load":
-            path, load, ignore_eos = args
+            path, load, ignore_eos, *vision = args
             if self.writer is not None:
                 self.writer.close()
-            self.writer = LlamaPromptWriter(path, load=load, ignore_eos=ignore_eos)
+            if vision and vision[0] is not None:  # "one model": the vision writer (name, projector, handler kind)
+                from interstable.llm.vision import VisionPair
+                from interstable.llm.vision_writer import LlamaVisionPromptWriter
+
+                name, mmproj, handler = vision[0]
+                pair = VisionPair(name, Path(path), Path(mmproj))
+                self.writer = LlamaVisionPromptWriter(pair, load=load, kind=handler, ignore_eos=ignore_eos)
+                self.writer.load()
+            else:
+                self.writer = LlamaPromptWriter(path, load=load, ignore_eos=ignore_eos)
             entry = acquire(Path(path).resolve(), load)
             return {"n_gpu_layers": entry.n_gpu_layers}
+        if kind in ("vision_open", "describe", "vision_close", "stats"):
+            return self.handle_side(kind, args)
         if self.writer is None:
             raise RuntimeError(f"{kind} before load")
         if kind == "ping":
@@ -87,9 +101,10 @@ class _Child:
             return rid in self.stopped
 
         if kind == "write":
-            request, seed, sampling = args
+            request, seed, sampling, *image = args
+            more = {"image": image[0]} if image else {}  # the vision writer's PNG
             return self.writer.write(
-                request, seed=seed, sampling=sampling, on_progress=progress, should_stop=should_stop
+                request, seed=seed, sampling=sampling, on_progress=progress, should_stop=should_stop, **more
             )
         if kind == "complete":
             prompt, seed, sampling, grammar, stop = args
@@ -104,6 +119,31 @@ class _Child:
             )
         raise RuntimeError(f"unknown request {kind!r}")
 
+    def handle_side(self, kind: str, args: tuple[Any, ...]) -> Any:
+        """The captioner's vision model (:class:`interstable.llm.vision.LlamaVisionChat`) beside the writer, and the
+        model cache's counters (``stats``: tests and benchmarks check how often a model was loaded)."""
+        from interstable.llm.loading import cache_stats
+        from interstable.llm.vision import LlamaVisionChat, VisionPair
+
+        if kind == "stats":
+            return cache_stats()
+        if kind == "vision_open":
+            name, model, mmproj, load, handler, keep_model = args
+            if self.vision is not None:
+                self.vision.close()
+            pair = VisionPair(name, Path(model), Path(mmproj))
+            self.vision = LlamaVisionChat(pair, load=load, kind=handler, keep_model=keep_model)
+            return {"n_gpu_layers": self.vision.open().n_gpu_layers}
+        if kind == "describe":
+            if self.vision is None:
+                raise RuntimeError("describe before vision_open")
+            png, prompt, max_tokens, seed, temperature = args
+            return self.vision.describe(png, prompt, max_tokens=max_tokens, seed=seed, temperature=temperature)
+        vision, self.vision = self.vision, None
+        if vision is not None:
+            vision.close()
+        return None
+
     def serve(self) -> None:
         from interstable.llm.llama_log import import_llama_cpp
 
@@ -117,6 +157,8 @@ class _Child:
             if kind in ("stop", "ack"):  # a stop that came after its request had ended
                 continue
             if kind == "exit":
+                if self.vision is not None:
+                    self.vision.close()
                 if self.writer is not None:
                     self.writer.close()
                 self.send("result", rid, None)

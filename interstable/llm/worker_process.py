@@ -79,6 +79,7 @@ class Worker:
 
     def __init__(self, key: tuple[Any, ...] | None) -> None:
         self.key = key
+        self.vision: tuple[Any, ...] | None = None  # the captioner's vision model loaded beside the writer
         self.ready = False
         self.ids = itertools.count(1)
         self.replies: queue.Queue[tuple[Any, ...]] = queue.Queue()

@@ -266,6 +266,10 @@ class LlamaPromptWriter(ModelFileWriter):
             should_stop=should_stop,
         )
 
+    def _prompt_input(self, entry: LoadedModel, prompt: str) -> tuple[list[int], Callable[[Any], None] | None]:
+        """The prompt's tokens, and what evaluates it when plain tokens are not enough (a vision writer's image)."""
+        return entry.tokenize(prompt), None
+
     def _lock_live(self, entry: LoadedModel) -> LoadedModel:
         """Return a loaded entry with its lock held (loading again if another thread released it meanwhile)."""
         while True:
@@ -352,7 +356,7 @@ class LlamaPromptWriter(ModelFileWriter):
         """
         entry = self._lock_live(entry)
         try:
-            tokens = entry.tokenize(prompt)
+            tokens, prefill = self._prompt_input(entry, prompt)
             n_ctx = entry.llm.n_ctx()
             if len(tokens) + call["max_tokens"] > n_ctx:
                 raise ConfigError(
@@ -376,6 +380,7 @@ class LlamaPromptWriter(ModelFileWriter):
                     stop=call["stop"],
                     banned=[entry.eos_id] if self._ignore_eos and entry.eos_id >= 0 else (),
                     on_token=call["on_token"],
+                    prefill=prefill,
                 )
             except (RuntimeError, ValueError, MemoryError) as exc:
                 detail = log_problems_since(mark)

@@ -9,6 +9,7 @@ this process (:mod:`interstable.llm`'s process-wide cache), or an OpenAI-compati
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -40,6 +41,8 @@ class ModelInfo:
     llm_hash: str = ""
     llm_backend: str = ""
     prompt_style: str = ""
+    vision_name: str = ""
+    """The vision model + projector that looked at the images ("" when none did)."""
 
 
 @dataclass
@@ -85,8 +88,9 @@ class _MissingCaptioner:
         """Nothing to free."""
 
 
-def _own_captioner(settings: CaptionSettings, host: Settings | None) -> Captioner:
-    """The WD tagger (``<models>/wd-tagger``) or the Vision LLM (the LLM models folder), loaded on first use."""
+def _own_captioner(settings: CaptionSettings, host: Settings | None, shared_load: Any = None) -> Captioner:
+    """The WD tagger (``<models>/wd-tagger``) or the Vision LLM (the LLM models folder, run where the LLM backend
+    says: :mod:`interstable.webui.vision`), loaded on first use."""
     from modules import shared
 
     from interstable.caption import make_captioner
@@ -97,37 +101,33 @@ def _own_captioner(settings: CaptionSettings, host: Settings | None) -> Captione
         return make_captioner(settings, tagger_dir=tagger_dir, background=background)
     if host is None:
         raise ConfigError("vision_llm", settings.vision_model, "the Vision LLM needs the WebUI's InterStable settings")
-    llm_dir, threads = host.llm_dir, host.llm_threads or None
+    from interstable.webui.vision import caption_chat_factory
+
     layers = gpu_layers(host.gpu_layers)
     n_gpu_layers = layers if isinstance(layers, int) else 0  # "auto": the vision model stays on the CPU beside SD
-
-    def open_chat() -> Any:
-        from interstable.llm import LoadSettings
-        from interstable.llm.vision import LlamaVisionChat, resolve_vision_model
-
-        load = LoadSettings(n_gpu_layers=n_gpu_layers, n_ctx=4096, n_threads=threads, n_threads_batch=threads)
-        return LlamaVisionChat(resolve_vision_model(settings.vision_model, llm_dir), load=load)
-
+    open_chat = caption_chat_factory(settings, host, n_gpu_layers=n_gpu_layers, shared=shared_load)
     name = settings.vision_model or "(first vision model)"
     return make_captioner(settings, vision=(name, open_chat), background=background)
 
 
 def captioner_for(
-    settings: CaptionSettings, *, allow_download: bool = False, host: Settings | None = None
+    settings: CaptionSettings, *, allow_download: bool = False, host: Settings | None = None, shared_load: Any = None
 ) -> Captioner | None:
-    """The captioner for ``settings``, built once per process and reused (None for the "none" backend).
+    """The captioner for ``settings``, built once per process and reused (None for the "none" backend and for
+    "Vision LLM writes the prompt", which has no caption stage).
 
-    ``host`` (the InterStable settings) gives the Vision LLM its folder, threads and GPU layers.
+    ``host`` (the InterStable settings) gives the Vision LLM its folder, threads, GPU layers and backend;
+    ``shared_load`` is set when its model is the job's LLM file too (:func:`interstable.webui.vision.shared_load`).
     """
-    if settings.backend == "none":
+    if settings.backend in ("none", "vision_prompt"):
         return None
     key = (*settings.cache_fields(), str(allow_download))
     if settings.backend == "vision_llm" and host is not None:
-        key = (*key, str(host.llm_dir), str(host.llm_threads), host.gpu_layers)
+        key = (*key, str(host.llm_dir), str(host.llm_threads), host.gpu_layers, host.llm_backend, repr(shared_load))
     if key not in _captioners:
         if settings.backend in ("wd_tagger", "vision_llm"):
             try:
-                captioner = _own_captioner(settings, host)
+                captioner = _own_captioner(settings, host, shared_load)
             except ModelError as exc:
                 return _MissingCaptioner(settings.backend, exc)
             _captioners[key] = captioner
@@ -224,7 +224,7 @@ def _prompt_step() -> str:
     return found.group(0) if found else "writing a prompt"
 
 
-def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Callable[[], Any]:
+def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare, shared: Any = None) -> Callable[[], Any]:
     gpu_layers(settings.gpu_layers)  # a bad setting fails before any work, even where the policy overrides it
     n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))
     if settings.llm_backend == LLM_BACKENDS[0]:
@@ -236,7 +236,7 @@ def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare) -> Cal
         from interstable.llm import LoadSettings, close_all, worker
 
         threads = settings.llm_threads or None
-        load = LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
+        load = shared or LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
         if settings.llm_backend == LLM_BACKENDS[1]:  # in this process (the backend before the worker existed)
             from interstable.llm import LlamaPromptWriter
 
@@ -286,6 +286,45 @@ def _close_writer(settings: Settings) -> Callable[[Any], None]:
     return close
 
 
+def _shared_vision(config: JobConfig, settings: Settings, path: Path, memory: GpuTimeShare) -> Any:
+    """The load settings the Vision LLM interrogator and the writer share when they use the same file, else None."""
+    if config.caption_backend != "vision_llm":
+        return None
+    from interstable.webui.vision import shared_load
+
+    return shared_load(config.vision_model, settings, path, gpu_layers(memory.llm_gpu_layers(settings.gpu_layers)))
+
+
+def _one_model_writer(
+    config: JobConfig, settings: Settings, memory: GpuTimeShare, info: ModelInfo
+) -> Callable[[], Any]:
+    """One model ("Vision LLM writes the prompt"): the vision model's writer factory (a missing model fails in the
+    prompt stage; the server backend fails here, before any work)."""
+    from interstable.llm import models
+    from interstable.webui.vision import vision_writer_factory
+
+    gpu_layers(settings.gpu_layers)  # a bad setting fails before any work
+    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))
+    try:
+        pair, open_writer = vision_writer_factory(
+            config.vision_model, settings, n_gpu_layers=n_gpu_layers, step=_prompt_step
+        )
+        llm_hash = models.file_sha256(pair.model)[:10]
+        memory.llm_bytes = pair.model.stat().st_size + pair.mmproj.stat().st_size
+    except ModelError as exc:
+        return _failing(exc)
+    except OSError as exc:
+        return _failing(ModelLoadError(f"The vision model files cannot be read: {exc}"))
+    info.llm_name, info.llm_hash, info.vision_name = pair.name.split(" + ")[0], llm_hash, pair.name
+    info.llm_backend = "local" if settings.llm_backend == LLM_BACKENDS[0] else "in-process"
+    memory.llm_wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0" and _gpu_offload_available(settings)
+    if settings.llm_backend == LLM_BACKENDS[0]:
+        from interstable.llm import worker
+
+        worker.prestart()
+    return open_writer
+
+
 def _failing(exc: ModelError) -> Callable[[], Any]:
     def open_writer() -> Any:
         raise exc
@@ -300,12 +339,15 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
     info = ModelInfo()
     memory = GpuTimeShare(policy=settings.memory_policy)
     open_writer: Callable[[], Any] | None
+    one_model, shared_vision = config.caption_backend == "vision_prompt", None
     try:
-        resolved = None if settings.llm_backend == LLM_BACKENDS[2] else resolve_llm(config, settings)
+        resolved = None if settings.llm_backend == LLM_BACKENDS[2] or one_model else resolve_llm(config, settings)
     except ModelError as exc:
         open_writer = _failing(exc)  # the failure policy decides, inside the prompt stage
     else:
-        if settings.llm_backend == LLM_BACKENDS[2]:
+        if one_model:  # the vision model writes the prompt: the LLM model is not used
+            open_writer = _one_model_writer(config, settings, memory, info)
+        elif settings.llm_backend == LLM_BACKENDS[2]:
             open_writer = None if config.llm_model == NO_MODEL else _server_factory(config, settings, info)
             info.llm_backend = "server" if open_writer is not None else ""
         elif resolved is None:
@@ -331,14 +373,17 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 # A CPU-only llama-cpp-python never uses the GPU: moving SD's weights for it would waste 0.5-1.8 s.
                 wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
                 memory.llm_wants_gpu = wants_gpu and _gpu_offload_available(settings)
-                open_writer = _writer_factory(path, settings, memory)
+                shared_vision = _shared_vision(config, settings, path, memory)
+                open_writer = _writer_factory(path, settings, memory, shared_vision)
     from modules import shared
 
     from interstable.webui.checkpoint import checkpoint_style
 
     checkpoint = checkpoint_style(getattr(shared, "sd_model", None))
     resources = Resources(
-        captioner=captioner_for(caption_settings(config), allow_download=settings.clip_download, host=settings),
+        captioner=captioner_for(
+            caption_settings(config), allow_download=settings.clip_download, host=settings, shared_load=shared_vision
+        ),
         open_writer=open_writer,
         close_writer=_close_writer(settings),
         count_tokens=checkpoint.count_tokens or host_token_counter(),
@@ -350,4 +395,9 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
         budget=checkpoint.budget,
     )
     info.prompt_style = prompt_style(config, resources)
+    if config.caption_backend == "vision_llm" and not info.vision_name:
+        from interstable.webui.vision import vision_pair
+
+        with contextlib.suppress(ModelError):  # a missing pair is the caption stage's error
+            info.vision_name = vision_pair(config.vision_model, settings).name
     return JobModels(resources=resources, hooks=HostHooks(memory), info=info)

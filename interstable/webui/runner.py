@@ -131,6 +131,8 @@ def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_
     }
     if info.prompt_style:  # the style used: what Auto stood for, so a paste writes the same way on any checkpoint
         params["InterStable prompt style"] = ARGS_BY_KEY["prompt_style"].choice_label(info.prompt_style)
+    if info.vision_name:  # the pair that looked, by its full name: a paste finds the same one
+        params["InterStable vision model"] = info.vision_name
     if info.llm_name:
         params["InterStable LLM model"] = info.llm_name
         if info.llm_hash:  # a server's model has no file here to hash

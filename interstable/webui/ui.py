@@ -70,7 +70,7 @@ SCALE = {"instruction": 3}
 
 SHOWN_WHEN: dict[str, tuple[str, Callable[[object], bool]]] = {
     "caption_mode": ("caption_backend", lambda v: v == "CLIP Interrogator"),
-    "vision_model": ("caption_backend", lambda v: v == "Vision LLM"),
+    "vision_model": ("caption_backend", lambda v: v in ("Vision LLM", "Vision LLM writes the prompt")),
     "tagger_model": ("caption_backend", lambda v: v == "WD tagger"),
     "tagger_general_threshold": ("caption_backend", lambda v: v == "WD tagger"),
     "tagger_ratings": ("caption_backend", lambda v: v == "WD tagger"),

@@ -1,5 +1,8 @@
 """A whole job on the fake host with the default LLM backend, in a fresh interpreter: prints whether ``llama_cpp``
 got imported or its library mapped into this process (tests/adapter/test_llm_process.py runs it; not a test itself).
+
+An argument names the interrogator (``vision_llm``, ``vision_prompt``): the tiny vision model is put beside the LLM
+(tests/adapter/test_vision_process.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ def main() -> None:
         shared.data_path, shared.models_path = tmp, str(Path(tmp) / "models")
         (Path(tmp) / "models" / "LLM").mkdir(parents=True)
         write_tiny_llama(Path(tmp) / "models" / "LLM" / "tiny-mistral.gguf")
+        config = JobConfig.defaults()
+        if len(sys.argv) > 1:
+            from interstable.tinymodels.gguf_vision import write_tiny_vision
+
+            write_tiny_vision(Path(tmp) / "models" / "LLM")
+            config = config.replace(caption_backend=sys.argv[1], llm_model="tiny-mistral.gguf")
         script_callbacks.on_ui_settings(settings.register)
         script_callbacks.ui_settings_callback()
         shared.opts.interstable_llm_threads, shared.opts.interstable_gpu_layers = 1, "0"
@@ -37,7 +46,7 @@ def main() -> None:
         p = processing.StableDiffusionProcessingImg2Img(
             init_images=[Image.new("RGB", (64, 64), (40, 120, 200))], width=64, height=64, seed=7, batch_size=2
         )
-        full = [1, *to_script_args(JobConfig.defaults())]
+        full = [1, *to_script_args(config)]
         p.scripts, p.script_args = runner, full
         processed = runner.run(p, *full)
         assert worker.worker_status()["state"] == "loaded"

@@ -63,7 +63,15 @@ def solid(color=(255, 0, 0), size=(8, 6), mode="RGB"):
 def test_defaults_match_the_issue():
     s = CaptionSettings()
     assert (s.backend, s.mode, s.caption_model, s.clip_model) == ("webui_clip", "fast", "blip-large", "ViT-L-14/openai")
-    assert BACKENDS == ("webui_clip", "webui_deepbooru", "clip_interrogator", "none", "vision_llm", "wd_tagger")
+    assert BACKENDS == (
+        "webui_clip",
+        "webui_deepbooru",
+        "clip_interrogator",
+        "none",
+        "vision_llm",
+        "wd_tagger",
+        "vision_prompt",
+    )
     assert [BACKEND_LABELS[b] for b in BACKENDS] == [
         "WebUI CLIP",
         "WebUI DeepBooru",
@@ -71,6 +79,7 @@ def test_defaults_match_the_issue():
         "None",
         "Vision LLM",
         "WD tagger",
+        "Vision LLM writes the prompt",  # appended: API callers' choice indexes stay
     ]
     assert "slow" in MODE_LABELS["best"].lower()
 
