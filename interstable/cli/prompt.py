@@ -71,6 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     llm.add_argument("--max-tokens", type=int, default=120, help="8..512 (default 120)")
     llm.add_argument("--budget", type=int, choices=TOKEN_BUDGETS, default=TOKEN_BUDGETS[0], help="CLIP tokens")
     llm.add_argument("--order", choices=("after", "before"), default="after", help="where your prompt goes")
+    llm.add_argument(
+        "--keep-foreign-words",
+        action="store_true",
+        help="re-attach a prompt written in another language than English as written (default: only its syntax)",
+    )
     llm.add_argument("--n-gpu-layers", default="0", help='0 (CPU, default), -1 (all), N or "auto"')
     llm.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
     llm.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
@@ -252,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
             close_writer=lambda writer: writer.close(),
             count_tokens=clip_token_counter() or approx_clip_tokens,
             cache=CaptionCache(0),
+            keep_foreign_words=args.keep_foreign_words,
         )
         start = time.perf_counter()
         try:
@@ -274,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
             "llm_text": outcome.llm_text,
             "caption": outcome.caption,
             "user_prompt": args.user_prompt,
+            "user_language": outcome.user_language,
             "seed": seed,
             "line_seed": outcome.line_seed,
             "llm_seed": outcome.llm_seed,

@@ -13,7 +13,7 @@ from interstable.caption.vision import png_bytes
 from interstable.errors import CaptionError, JobInterrupted, ModelError, PromptError
 from interstable.job.stages import caption_settings, describe_lines, line_params, sampling_settings, write_with_retry
 from interstable.lines import LinedImage, draw_lines, flatten
-from interstable.prompt import PromptRequest, clean_output, compose_prompt, style_spec
+from interstable.prompt import PromptRequest, attached_user_prompt, clean_output, compose_prompt, style_spec
 from interstable.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class ImageOutcome:
         llm_text: The LLM's cleaned text ("" when there was none).
         prompt: The final prompt for Stable Diffusion.
         failures: What failed and was let pass by the "continue" policy, as short messages.
+        user_language: The language of the user's prompt when it is not English ("" for English): the LLM wrote it
+            in English, and only the user's syntax was re-attached (unless ``Resources.keep_foreign_words``).
     """
 
     lined: LinedImage
@@ -66,6 +68,7 @@ class ImageOutcome:
     llm_text: str
     prompt: str
     failures: tuple[str, ...] = ()
+    user_language: str = ""
 
 
 class Hooks:
@@ -120,6 +123,8 @@ class Resources:
         auto_style: The prompt style "Auto" stands for (the WebUI picks it from the loaded checkpoint).
         budget: The token budget of the final prompt when the text encoder sets it (T5: 255), 0 for the job's
             Prompt length; ``count_tokens`` then counts that encoder's tokens.
+        keep_foreign_words: Re-attach a non-English user prompt as written, not only its syntax (the LLM still
+            writes English).
     """
 
     captioner: Captioner | None
@@ -132,6 +137,7 @@ class Resources:
     background: tuple[int, int, int] | str = (255, 255, 255)
     auto_style: str = "tags"
     budget: int = 0
+    keep_foreign_words: bool = False
 
 
 def prompt_style(config: JobConfig, resources: Resources) -> str:
@@ -179,9 +185,12 @@ def run_pipeline(
     outcomes = []
     spec = style_spec(prompt_style(config, resources))
     for i, item in enumerate(job.inputs):
+        attached, language = attached_user_prompt(users[i], keep_foreign_words=resources.keep_foreign_words)
+        if not job.written[i]:  # no LLM text: nothing was written in English, the user's words stay
+            attached, language = users[i], ""
         prompt = compose_prompt(
             texts[i],
-            users[i],
+            attached,
             order=config.user_prompt_order,  # type: ignore[arg-type]
             budget=resources.budget or int(config.token_budget),
             count_tokens=resources.count_tokens,
@@ -198,6 +207,7 @@ def run_pipeline(
                 llm_text=texts[i],
                 prompt=prompt,
                 failures=tuple(job.failures[i]),
+                user_language=language,
             )
         )
     return outcomes
@@ -219,9 +229,12 @@ class _Job:
     hooks: Hooks
     policy: FailurePolicy
     failures: list[list[str]] = field(init=False)
+    written: list[bool] = field(init=False)
+    """Whether the LLM wrote the text of each image."""
 
     def __post_init__(self) -> None:
         self.failures = [[] for _ in self.inputs]
+        self.written = [False for _ in self.inputs]
 
     def check(self) -> None:
         """Raise on Interrupt; a Skip is left to the item it stops (the next caption or prompt)."""
@@ -351,6 +364,7 @@ class _Job:
                     continue
                 for i in group:
                     texts[i] = text
+                    self.written[i] = True
         finally:
             if writer is not None:
                 self.resources.close_writer(writer)

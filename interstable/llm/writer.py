@@ -24,10 +24,12 @@ from interstable.llm.sampling import Generated, generate
 from interstable.llm.settings import Completion, LoadSettings
 from interstable.prompt import (
     MIN_LLM_TOKENS,
+    TRANSLATION_WORDS,
     PromptRequest,
     RenderedPrompt,
     SamplingSettings,
     approx_clip_tokens,
+    attached_user_prompt,
     build_messages,
     clean_output,
     clean_sentences,
@@ -175,8 +177,9 @@ class LlamaPromptWriter(ModelFileWriter):
         rendered = self._render(entry, request, sampling)
         count = _token_counter()
         room = sampling.budget
-        if request.user_prompt.strip():
-            need = count(request.user_prompt) + 1 + MIN_LLM_TOKENS
+        attached, language = attached_user_prompt(request.user_prompt)  # what the final prompt re-attaches
+        if attached.strip():
+            need = count(attached) + 1 + MIN_LLM_TOKENS
             room = max(room, -(-need // 75) * 75) - need + MIN_LLM_TOKENS
         early = {"reason": ""}
 
@@ -215,7 +218,7 @@ class LlamaPromptWriter(ModelFileWriter):
             sep=". " if natural else ", ",
             instructions=" ".join([instructions, *(answer for _, answer in examples_for(request.style))]),
             caption=request.caption,
-            user_words=plain_theme(request.user_prompt),
+            user_words=", ".join(filter(None, [plain_theme(request.user_prompt), language and TRANSLATION_WORDS])),
             lines=f"{request.lines} {line_mood(request.lines)}",
         )
         if dropped["echo"] or dropped["chatter"] or dropped["leak"] or dropped["user"]:

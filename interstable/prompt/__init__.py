@@ -18,7 +18,8 @@ How a prompt is made:
    counted in real CLIP tokens where :func:`clip_token_counter` finds CLIP's merges file.
 
 Where it lives: the presets in :mod:`interstable.prompt.presets`, the settings in :mod:`interstable.prompt.settings`,
-the messages in :mod:`interstable.prompt.messages`, chat rendering (step 2) in :mod:`interstable.prompt.chat`, the
+the messages in :mod:`interstable.prompt.messages` (and a user's prompt in another language in
+:mod:`interstable.prompt.language`), chat rendering (step 2) in :mod:`interstable.prompt.chat`, the
 grammar (step 3) in :mod:`interstable.prompt.grammar`, cleaning (steps 1 and 4) in :mod:`interstable.prompt.cleaning`
 and the token budget (step 5) in :mod:`interstable.prompt.budget`; the prompt styles (tags, Danbooru, Pony,
 natural language) in :mod:`interstable.prompt.styles`. Their public names are re-exported here.
@@ -49,6 +50,7 @@ from interstable.prompt.grammar import (
     phrase_grammar,
     sentence_grammar,
 )
+from interstable.prompt.language import TRANSLATION_WORDS, attached_user_prompt, foreign_language, user_syntax
 from interstable.prompt.messages import build_messages, examples_for, line_mood
 from interstable.prompt.presets import DEFAULT_PRESET, PRESETS, STYLE_RULES, resolve_instruction
 from interstable.prompt.settings import STYLE_KEYS, EffectiveSampling, PromptRequest, SamplingSettings
@@ -68,12 +70,14 @@ __all__ = [
     "STYLE_RULES",
     "TEMPLATELESS_FORMATS",
     "TOKEN_BUDGETS",
+    "TRANSLATION_WORDS",
     "EffectiveSampling",
     "PromptRequest",
     "RenderedPrompt",
     "SamplingSettings",
     "StyleSpec",
     "approx_clip_tokens",
+    "attached_user_prompt",
     "build_messages",
     "clean_output",
     "clean_sentences",
@@ -82,6 +86,7 @@ __all__ = [
     "examples_for",
     "filter_phrases",
     "fit_budget",
+    "foreign_language",
     "grammar_for",
     "is_repeating",
     "line_mood",
@@ -95,5 +100,6 @@ __all__ = [
     "sentence_grammar",
     "style_for_checkpoint",
     "style_spec",
+    "user_syntax",
     "words_of",
 ]

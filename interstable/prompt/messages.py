@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from interstable.prompt.cleaning import one_line, plain_theme
+from interstable.prompt.language import foreign_language
 from interstable.prompt.presets import FORMAT_RULES, STYLE_RULES, resolve_instruction
 from interstable.prompt.settings import PromptRequest
 
@@ -78,19 +79,23 @@ def build_messages(request: PromptRequest, *, faithfulness: float = 0.6, style: 
 
     Every field is scrubbed of chat control tokens (``[INST]``, ``</s>``, ``<|im_end|>``...), put on one line and
     cut to :data:`MAX_FIELD_CHARS`; the user's prompt goes through :func:`plain_theme` first; the lines become a
-    mood (:func:`line_mood`).
+    mood (:func:`line_mood`). Wishes in another language than English are named as such, and the model is told to
+    write them in English (:func:`~interstable.prompt.language.foreign_language`).
     """
-    instructions = " ".join(
-        [
-            one_line(resolve_instruction(request.instruction)),
-            _faithfulness_sentence(faithfulness),
-            STYLE_RULES.get(style, FORMAT_RULES),
-        ]
-    )
+    language = foreign_language(request.user_prompt)
+    rules = [
+        one_line(resolve_instruction(request.instruction)),
+        _faithfulness_sentence(faithfulness),
+        STYLE_RULES.get(style, FORMAT_RULES),
+    ]
+    if language:
+        rules.append(f"Write only in English: translate the {language} wishes.")
+    instructions = " ".join(rules)
+    wishes = f"Theme and style wishes (in {language}, write them in English)" if language else "Theme and style wishes"
     parts = []
     for label, value in (
         ("Image description", one_line(request.caption)),
-        ("Theme and style wishes", plain_theme(request.user_prompt)),
+        (wishes, plain_theme(request.user_prompt)),
         ("Mood", line_mood(one_line(request.lines))),
     ):
         if value:

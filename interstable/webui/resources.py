@@ -390,6 +390,7 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
         cache=caption_cache(settings.caption_cache_size),
         keep_captioner=settings.keep_captioner,
         default_instruction=settings.default_instruction,
+        keep_foreign_words=settings.keep_foreign_words,
         background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
         auto_style=checkpoint.style,
         budget=checkpoint.budget,

@@ -125,6 +125,7 @@ def _per_image_params(outcomes: list[ImageOutcome], users: list[str], info: job_
     params: dict[str, object] = {
         "InterStable caption": column([infotext_text(o.caption) if o.caption else None for o in outcomes]),
         "InterStable user prompt": column([infotext_text(u) if u else None for u in users]),
+        "InterStable user language": column([o.user_language or None for o in outcomes]),
         "InterStable lines": [o.lined.count for o in outcomes],
         "InterStable line seed": [o.line_seed for o in outcomes],
         "InterStable failure": column([infotext_text("; ".join(o.failures)) if o.failures else None for o in outcomes]),

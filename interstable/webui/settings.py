@@ -39,6 +39,7 @@ class Settings:
     server_key_env: str = ""
     server_key: str = ""
     server_timeout: float = 120.0
+    keep_foreign_words: bool = False
 
     def __repr__(self) -> str:  # the API key never reaches a log line
         fields = ", ".join(f"{k}={'***' if k == 'server_key' and v else repr(v)}" for k, v in self.__dict__.items())
@@ -112,6 +113,15 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
         "interstable_keep_captioner": (
             False,
             "Keep the interrogator on the GPU after captioning (faster next job; the LLM then shares the GPU with it)",
+            "Checkbox",
+            {},
+        ),
+        "interstable_keep_foreign_words": (
+            False,
+            (
+                "Keep the words of a prompt written in another language than English in the final prompt (off: the "
+                "LLM writes them in English and only your LoRA tags and wildcards are re-attached)"
+            ),
             "Checkbox",
             {},
         ),
@@ -194,4 +204,5 @@ def read() -> Settings:
         server_key_env=str(opt("interstable_server_key_env")).strip(),
         server_key=str(opt("interstable_server_key")).strip(),
         server_timeout=float(opt("interstable_server_timeout")),  # type: ignore[arg-type]
+        keep_foreign_words=bool(opt("interstable_keep_foreign_words")),
     )
