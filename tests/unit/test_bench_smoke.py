@@ -119,6 +119,20 @@ def test_caption(capsys):
     assert all(row["ms"] > 0 for row in result["rows"])
 
 
+def test_caption_backends(capsys):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("onnxruntime")
+    result = run_json(
+        capsys, "caption-backends", "--backends", "wd-tagger,vision,vision-worker,one-model", "--repeats", "1",
+        "--size", "64x96", "--threads", "1",
+    )  # fmt: skip
+    assert [row["backend"] for row in result["rows"]] == ["wd-tagger", "vision", "vision-worker", "one-model"]
+    assert all(row["first ms"] > 0 and row["warm min ms"] > 0 for row in result["rows"])
+    by_name = {row["backend"]: row for row in result["rows"]}
+    assert by_name["vision-worker"]["worker loaded"] > 0
+    assert by_name["vision-worker"]["worker stopped"] == by_name["one-model"]["worker stopped"] == 0
+
+
 @pytest.mark.usefixtures("needs_clip_interrogator")
 def test_pipeline_with_the_tiny_captioner(capsys):
     pytest.importorskip("llama_cpp")
