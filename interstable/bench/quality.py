@@ -7,7 +7,9 @@ takes the first N) is written with :func:`interstable.job.write_with_retry` as a
 
 - ``glued``: glued or letterless words; ``dups``: phrases said twice (the user's own words included); ``leaks``:
   copied line descriptions; ``echoes``: instruction echoes and first/second-person chatter; ``failed``: no prompt
-  even after the retry; ``subject``: the caption's subject word is in the prompt;
+  even after the retry; ``foreign``: for a user prompt in another language (the last three cases: German, Japanese,
+  French), the user's words (3 letters or more, not in the caption) found in the final prompt, which must be English
+  with only the user's syntax re-attached; ``subject``: the caption's subject word is in the prompt;
 - ``clip``: real CLIP BPE tokens of the whole final prompt against ``budget`` (grown by 75-token chunks when the
   user's prompt leaves under 8 tokens, as :func:`compose_prompt` does);
 - ``same``: determinism: the case is written cold (the model loaded just for it), warm (again at once) and after
@@ -42,6 +44,7 @@ COLUMNS = (
     "leaks",
     "echoes",
     "failed",
+    "foreign",
     "subject",
     "clip",
     "budget",
@@ -98,6 +101,9 @@ CASES = (
     Case("fruit", "cyberpunk BREAK neon", "", "Enrich", "natural", 3),
     Case("dog", SYNTAX, "zigzag", "Faithful", "tags", 1),
     Case("castle", "", "straight", "Enrich", "tags", 2),
+    Case("cat", "<lora:ink:0.7>, rote Katze auf dem Sofa, Ölgemälde", "straight", "Enrich", "tags", 1),
+    Case("girl", "桜の下の少女, 水彩画", "", "Anime tags", "danbooru", 2),
+    Case("lighthouse", "un phare sous la tempête, peinture à l'huile", "", "Faithful", "natural", 1, 150),
 )
 """The case set, in the order ``--cases N`` takes it (the first four cover the three styles and the user syntax)."""
 
@@ -155,7 +161,14 @@ def _write(writer: Any, case: Case, sampling: Any) -> dict[str, Any]:
 
 
 def _check(case: Case, out: dict[str, Any], sampling: Any, count: Any) -> dict[str, Any]:
-    from interstable.prompt import MIN_LLM_TOKENS, build_messages, compose_prompt, words_of
+    from interstable.prompt import (
+        MIN_LLM_TOKENS,
+        attached_user_prompt,
+        build_messages,
+        compose_prompt,
+        plain_theme,
+        words_of,
+    )
     from interstable.prompt.defects import (
         duplicate_phrases,
         echoed_phrases,
@@ -166,11 +179,14 @@ def _check(case: Case, out: dict[str, Any], sampling: Any, count: Any) -> dict[s
     )
 
     request, text = _request(case), out["text"]
+    attached, language = attached_user_prompt(case.user_prompt)  # as a job re-attaches it
     budget = case.budget
-    if case.user_prompt.strip():
-        need = count(case.user_prompt) + 1 + MIN_LLM_TOKENS
+    if attached.strip():
+        need = count(attached) + 1 + MIN_LLM_TOKENS
         budget = max(budget, -(-need // 75) * 75)
-    final = compose_prompt(text, case.user_prompt, budget=case.budget, count_tokens=count) if text else ""
+    final = compose_prompt(text, attached, budget=case.budget, count_tokens=count) if text else ""
+    theirs = {w.casefold() for w in plain_theme(case.user_prompt).replace(",", " ").split() if len(w) >= 3}
+    foreign = theirs - {w.casefold() for w in request.caption.split()} if language else set()
     instructions, _ = build_messages(request, faithfulness=sampling.faithfulness, style=case.style)
     return {
         "case": f"{case.caption}/{case.lines or '-'}/{'user' if case.user_prompt else '-'}",
@@ -184,6 +200,7 @@ def _check(case: Case, out: dict[str, Any], sampling: Any, count: Any) -> dict[s
         "leaks": len(leaked_phrases(text)),
         "echoes": len(echoed_phrases(text, instructions)),
         "failed": int(not text),
+        "foreign": len(foreign & {w.casefold() for w in final.replace(",", " ").split()}),
         "subject": int(bool(text) and subject_recalled(final, _CAPTIONS[case.caption][1])),
         "clip": count(final),
         "budget": budget,
@@ -259,6 +276,7 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "leaks": sum(r["leaks"] for r in rows),
         "echoes": sum(r["echoes"] for r in rows),
         "failures": sum(r["failed"] for r in rows),
+        "foreign_words": sum(r["foreign"] for r in rows),
         "retries": sum(r["retries"] for r in rows),
         "subject_recall": round(sum(r["subject"] for r in rows) / n, 4),
         "within_budget": round(sum(r["within"] for r in rows) / n, 4),
@@ -272,8 +290,9 @@ def _measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         "token_counter": "CLIP BPE" if count is not approx_clip_tokens else "estimate (CLIP's merges file not found)",
         "total": total,
         "grammar": grammar,
-        "targets": "Qwen2.5-Coder-0.5B: 0 glued, dups, leaks, echoes, failures; deterministic, within_budget 1.0; "
-        "subject_recall >= 0.9; grammar cost <= 1.15. SmolLM2: 0 glued, failures; deterministic, within_budget 1.0",
+        "targets": "Qwen2.5-Coder-0.5B: 0 glued, dups, leaks, echoes, failures, foreign words; deterministic, "
+        "within_budget 1.0; subject_recall >= 0.9; grammar cost <= 1.15. "
+        "SmolLM2: 0 glued, failures; deterministic, within_budget 1.0",
         "rows": rows,
     }
 

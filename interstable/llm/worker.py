@@ -40,6 +40,7 @@ __all__ = [
     "ProcessPromptWriter",
     "gpu_offload_available",
     "prestart",
+    "stop_idle_worker",
     "stop_worker",
     "worker_cache_stats",
     "worker_status",
@@ -80,6 +81,17 @@ def stop_worker() -> bool:
     with _LOCK:
         worker = _CURRENT[0]
         if worker is None:
+            return False
+        _end(worker)
+        return True
+
+
+def stop_idle_worker() -> bool:
+    """End the worker if it holds no model (started for a job that ended before its prompt stage: an Interrupt or a
+    caption failure); False when none was running or it holds one."""
+    with _LOCK:
+        worker = _CURRENT[0]
+        if worker is None or worker.key is not None or getattr(worker, "vision", None) is not None:
             return False
         _end(worker)
         return True

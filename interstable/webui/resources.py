@@ -52,11 +52,18 @@ class JobModels:
     resources: Resources
     hooks: HostHooks
     info: ModelInfo = field(default_factory=ModelInfo)
+    end_idle_worker: bool = False
+    """"Unload after each job" with the own-process backend: a worker started for this job and never given a model
+    (the job ended before its prompt stage) ends with the job too."""
 
     def finish(self) -> None:
-        """Free what the job no longer needs (called once sampling is over)."""
+        """Free what the job no longer needs (called once sampling is over, or when the job ended early)."""
         from modules import devices
 
+        if self.end_idle_worker:
+            from interstable.llm import worker
+
+            worker.stop_idle_worker()
         devices.torch_gc()
 
 
@@ -401,4 +408,5 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
 
         with contextlib.suppress(ModelError):  # a missing pair is the caption stage's error
             info.vision_name = vision_pair(config.vision_model, settings).name
-    return JobModels(resources=resources, hooks=HostHooks(memory), info=info)
+    end_idle = settings.unload_policy == UNLOAD_POLICIES[0] and settings.llm_backend == LLM_BACKENDS[0]
+    return JobModels(resources=resources, hooks=HostHooks(memory), info=info, end_idle_worker=end_idle)

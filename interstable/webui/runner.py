@@ -166,6 +166,9 @@ def run_job(p: Any, config: JobConfig) -> Any:
         logger.info("InterStable: interrupted before sampling; no images were made")
         job.models.finish()
         return job.empty()
+    except BaseException:
+        job.models.finish()  # a failure before sampling frees what the job started, as sampling's end does
+        raise
     return job.sample(outcomes)
 
 

@@ -251,6 +251,35 @@ def test_the_worker_starts_while_the_captions_are_made_and_the_job_uses_it(own_p
     assert worker.worker_status()["starts"] == starts + 1
 
 
+@pytest.mark.parametrize("policy", ["Unload after each job", "Keep loaded"])
+def test_a_job_interrupted_before_its_prompts_leaves_no_idle_worker_under_unload(
+    own_process, runner, script, monkeypatch, policy
+):
+    from interstable.llm import worker
+
+    worker.stop_worker()
+    pids = []
+    interrogate = own_process.interrogator.interrogate
+
+    def interrupt_while_captioning(image):
+        pids.append(worker.worker_status()["pid"])  # the worker started with the job
+        caption = interrogate(image)  # the host's interrogate begins its own state: press Interrupt inside it
+        own_process.state.interrupt()
+        return caption
+
+    monkeypatch.setattr(own_process.interrogator, "interrogate", interrupt_while_captioning)
+    own_process.opts.interstable_unload = policy
+    processed = _run(runner)
+    assert processed.images == []  # interrupted before sampling
+    assert pids[0] is not None
+    if policy == "Unload after each job":
+        assert worker.worker_status()["state"] == "stopped"
+        assert not _alive(pids[0])  # nothing of the job stays behind
+    else:
+        assert worker.worker_status()["pid"] == pids[0]  # kept for the next job, which only loads the model
+        worker.stop_worker()
+
+
 def test_the_server_url_flag_wins_over_the_setting(host, monkeypatch):
     import argparse
     import importlib.util
