@@ -43,6 +43,8 @@
       preset: "Fill the Instruction box with a preset; edit it freely afterwards.",
       refresh: "List the .gguf files in the LLM models folder again.",
       download: "Download Mistral 7B Instruct v0.2 Q4_K_M (4.4 GB) into the LLM models folder; resumable, checked by SHA-256.",
+      vision_download: "Download Qwen2.5-VL-3B-Instruct Q4_K_M and its mmproj (about 2.7 GB) into the LLM models folder; resumable.",
+      tagger_download: "Download SmilingWolf's wd-vit-tagger-v3 (about 380 MB) into models/wd-tagger; resumable.",
   };
 
   function applyInterstableTooltips() {

@@ -51,6 +51,9 @@ BUTTON_TIPS = {
     "refresh": "List the .gguf files in the LLM models folder again.",
     "download": "Download Mistral 7B Instruct v0.2 Q4_K_M (4.4 GB) into the LLM models folder; resumable, checked by "
     "SHA-256.",
+    "vision_download": "Download Qwen2.5-VL-3B-Instruct Q4_K_M and its mmproj (about 2.7 GB) into the LLM models "
+    "folder; resumable.",
+    "tagger_download": "Download SmilingWolf's wd-vit-tagger-v3 (about 380 MB) into models/wd-tagger; resumable.",
 }
 """Tooltips of the script's buttons (which are not arguments), by the suffix of their ``elem_id``."""
 

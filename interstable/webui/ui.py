@@ -11,7 +11,8 @@ layout does not name (a new argument) gets its own row at the end of its section
 
 The tools sit beside what they act on (:data:`BESIDE`, :data:`BELOW`): the refresh and download tool buttons next to
 the LLM model, the preset picker next to the Instruction box, and their status line (hidden until there is something
-to say) under the model's row; the Preview is the last section.
+to say) under the model's row; the caption models' download buttons, each with its own status, next to Vision model
+and Tagger model; the Preview is the last section.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from interstable.args import ARGS, ARGS_BY_KEY, DEFAULT_MODEL_LABEL, NO_MODEL, Arg
-from interstable.webui import actions
+from interstable.webui import actions, caption_download
 
 GROUPS = ("Lines", "Caption", "Prompt", "Advanced")
 
@@ -56,6 +57,8 @@ LAYOUT: dict[str, tuple[tuple[str, ...], ...]] = {
 BESIDE: dict[str, Callable[[Any], dict[str, Any]]] = {
     "llm_model": actions.model_tools,
     "instruction": actions.preset_picker,
+    "vision_model": caption_download.vision_tools,
+    "tagger_model": caption_download.tagger_tools,
 }
 """Tools made in the same row right after a control: ``builder(script)`` returns them by name."""
 

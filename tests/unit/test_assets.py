@@ -40,6 +40,8 @@ def test_metadata_ini_parses():
 
 def test_every_button_has_a_tooltip():
     """Each button (not returned from ui()) has an elem_id suffix listed in BUTTON_TIPS."""
-    source = (ROOT / "interstable" / "webui" / "actions.py").read_text(encoding="utf-8")
-    buttons = re.findall(r'gr\.Button\(.*elem_id=script\.elem_id\("(\w+)"\)', source)
+    webui = ROOT / "interstable" / "webui"
+    source = "\n".join((webui / name).read_text(encoding="utf-8") for name in ("actions.py", "caption_download.py"))
+    buttons = re.findall(r'gr\.Button\([^)]*elem_id=script\.elem_id\("(\w+)"\)', source)  # over line breaks too
+    buttons += re.findall(r'_tool_button\(\w+, script\.elem_id\("(\w+)"\)\)', source)
     assert sorted([*buttons, "preset"]) == sorted(BUTTON_TIPS)  # and the preset dropdown
