@@ -63,8 +63,9 @@ def style_for_checkpoint(family: str, name: str = "") -> str:
     or ``"other"``) and its file ``name``.
 
     Flux and SD3 (T5 text encoder) get natural language. Otherwise a name with ``pony`` gets Pony tags, a name of a
-    known anime family (Illustrious, NoobAI, Animagine, Anything...) Danbooru tags, and the rest tags. The name is
-    only a hint: a renamed anime checkpoint gets plain tags, so pick the style yourself for it.
+    known anime family (Illustrious, NoobAI, Animagine, Anything...) Danbooru tags, and the rest tags. The name (the
+    WebUI adds the title and base-model names of the checkpoint's metadata) is only a hint: a renamed anime
+    checkpoint without such metadata gets plain tags, so pick the style yourself for it.
     """
     if family in ("sd3", "flux"):
         return "natural"

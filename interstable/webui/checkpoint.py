@@ -48,13 +48,25 @@ def checkpoint_family(model: object) -> str:
     return "other"
 
 
+_METADATA_HINTS = ("modelspec.title", "modelspec.tags", "ss_sd_model_name", "ss_output_name")
+"""Safetensors metadata keys that name the model or the model it was trained from (kohya's ``ss_*``, the Stability
+model spec's ``modelspec.*``): a renamed Pony or Illustrious checkpoint still says what it is there."""
+
+
 def _checkpoint_name(model: object) -> str:
+    """The checkpoint's file name and, from its safetensors metadata (A1111 reads it into ``CheckpointInfo.metadata``,
+    a dict), the title and base-model names that :func:`style_for_checkpoint` reads as hints."""
     info = getattr(model, "sd_checkpoint_info", None)
+    names = []
     for attribute in ("name_for_extra", "name", "title"):
         value = getattr(info, attribute, None)
         if isinstance(value, str) and value:
-            return value
-    return ""
+            names.append(value)
+            break
+    metadata = getattr(info, "metadata", None)
+    if isinstance(metadata, dict):
+        names += [str(metadata[key])[:200] for key in _METADATA_HINTS if isinstance(metadata.get(key), str | list)]
+    return " ".join(names)
 
 
 def _t5_counter(model: object) -> Callable[[str], int] | None:

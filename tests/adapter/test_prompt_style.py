@@ -46,6 +46,23 @@ def test_auto_records_the_style_the_loaded_checkpoint_wants(runner, script, fami
     assert params["InterStable prompt style"] == label
 
 
+@pytest.mark.parametrize(
+    ("metadata", "label"),
+    [
+        ({"modelspec.title": "Pony Diffusion V6 XL"}, "Danbooru tags (Pony)"),
+        ({"ss_sd_model_name": "illustriousXL_v01.safetensors"}, "Danbooru tags (Illustrious / NoobAI)"),
+        ({"modelspec.title": "My photo merge", "modelspec.description": "not a pony model"}, "Tags (SD1.5 / SDXL)"),
+        ({}, "Tags (SD1.5 / SDXL)"),
+    ],
+)
+def test_auto_reads_a_renamed_checkpoints_metadata(runner, script, metadata, label):
+    from modules import shared
+
+    shared.sd_model = shared.SdModel("sdxl", "my_favourite_v3.safetensors", metadata)
+    _, params = _run(runner, script, JobConfig.defaults())
+    assert params["InterStable prompt style"] == label
+
+
 def test_a_chosen_style_wins_over_the_checkpoint(runner, script):
     from modules import shared
 

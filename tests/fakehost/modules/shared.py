@@ -67,11 +67,12 @@ def reset() -> None:
 class CheckpointInfo:
     """What A1111's ``sd_models.CheckpointInfo`` offers about the loaded file (the parts extensions read)."""
 
-    def __init__(self, filename: str = "model.safetensors") -> None:
+    def __init__(self, filename: str = "model.safetensors", metadata: dict | None = None) -> None:
         self.filename = filename
         self.name = filename
         self.name_for_extra = os.path.splitext(os.path.basename(filename))[0]
         self.title = filename
+        self.metadata = dict(metadata or {})  # the safetensors header's __metadata__ ({} for .ckpt or none)
 
 
 class SdModel:
@@ -79,10 +80,10 @@ class SdModel:
     ``is_sdxl``, ``is_sd3`` true, and ``sd_checkpoint_info``. (No ``cond_stage_model``: tokens are counted without
     the host here.)"""
 
-    def __init__(self, family: str = "sd1", filename: str = "model.safetensors") -> None:
+    def __init__(self, family: str = "sd1", filename: str = "model.safetensors", metadata: dict | None = None) -> None:
         for name in ("sd1", "sd2", "sdxl", "sd3"):
             setattr(self, f"is_{name}", family == name)
-        self.sd_checkpoint_info = CheckpointInfo(filename)
+        self.sd_checkpoint_info = CheckpointInfo(filename, metadata)
 
 
 opts = _new_opts()
