@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated, of {', '.join(BACKENDS)}")
     parser.add_argument("--repeats", type=int, default=5, help="warm captions per backend (the median is reported)")
     parser.add_argument("--size", default="512x768", help="image size WxH")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads of each backend")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each backend (tiny models: 1)")
     parser.add_argument("--max-tokens", type=int, default=32, help="vision LLM: longest caption in tokens")
     parser.set_defaults(func=run)
 

@@ -11,6 +11,9 @@ id                    label             where it lives
 ``none``              None              no caption (:class:`NoneCaptioner`)
 ``vision_llm``        Vision LLM        a GGUF vision model + mmproj via llama.cpp's mtmd (:class:`VisionLlmCaptioner`)
 ``wd_tagger``         WD tagger         a WD v3 tagger (ONNX) via onnxruntime (:class:`WdTaggerCaptioner`)
+``vision_prompt``     Vision LLM        one model: no caption; the vision model writes the prompt
+                      writes the prompt (:mod:`interstable.llm.vision_writer`); :func:`make_captioner` gives a
+                                        :class:`NoneCaptioner`
 ===================== ================= ======================================================================
 
 A failing captioner raises :class:`~interstable.errors.CaptionError` (never an error text as a caption); the user's
@@ -21,7 +24,8 @@ Where it lives: the settings and the protocol in :mod:`interstable.caption.setti
 :func:`caption_image` in :mod:`interstable.caption.cache`, :func:`make_captioner` in
 :mod:`interstable.caption.backends`, the clip-interrogator backend in :mod:`interstable.caption.clip_backend` (its
 model loading in :mod:`interstable.caption.clip_models`), the WD tagger in :mod:`interstable.caption.wd_tagger`, the
-Vision LLM's seam in :mod:`interstable.caption.vision` (the model side is :mod:`interstable.llm.vision`), their
+Vision LLM's seam in :mod:`interstable.caption.vision` (the model side is :mod:`interstable.llm.vision`, in the LLM
+worker process :mod:`interstable.llm.vision_worker`), their
 folders and downloads in :mod:`interstable.caption.model_files` and the checks every backend shares in
 :mod:`interstable.caption.checks`. Their public names are re-exported here.
 """
