@@ -9,10 +9,12 @@ image seed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -97,6 +99,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--llm-key-env", default=None, metavar="VAR", help="the environment variable holding the server's API key"
     )
     llm.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per server request (default 120)")
+    llm.add_argument(
+        "--one-model",
+        action="store_true",
+        help="no caption: the vision model (--vision-model in --llm-dir, or the tiny one with --tiny) looks at the "
+        "image and writes the prompt itself, as the WebUI's 'Vision LLM writes the prompt'",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON with the prompt, caption, seeds and model")
     parser.add_argument(
         "--verbose", action="store_true", default=argparse.SUPPRESS, help="show the caption, progress and seeds"
@@ -190,6 +198,8 @@ def _writer_maker(args: argparse.Namespace, backend: str, load: Any) -> Callable
     error through :class:`_ModelNameError` so that it keeps exit status 1)."""
     from interstable import llm
 
+    if args.one_model:
+        return _vision_writer_maker(args, backend, load)
     if backend != "server":
         try:
             path = _model_path(args.model, models_dir(args))
@@ -207,6 +217,33 @@ def _writer_maker(args: argparse.Namespace, backend: str, load: Any) -> Callable
         timeout=args.llm_timeout,
     )
     return lambda: writer
+
+
+def _vision_writer_maker(args: argparse.Namespace, backend: str, load: Any) -> Callable[[], Any]:
+    """One model: the vision writer, in this process or in a worker (``--llm-backend process``)."""
+    from dataclasses import replace
+
+    from interstable.llm.models import default_models_dir
+    from interstable.llm.vision import resolve_vision_model
+
+    if backend == "server":
+        raise ConfigError("--one-model", True, "the vision model runs on this machine: leave out --llm-url")
+    llm_dir = (args.llm_dir or default_models_dir()).expanduser()
+    if args.tiny:
+        from interstable.tinymodels.gguf_vision import write_tiny_vision
+
+        llm_dir = Path(tempfile.mkdtemp(prefix="interstable-vision-"))
+        atexit.register(shutil.rmtree, llm_dir, True)
+        write_tiny_vision(llm_dir)
+    pair = resolve_vision_model(args.vision_model, llm_dir)
+    load = replace(load, n_ctx=max(load.n_ctx, 4096))  # the image's embeddings need room
+    if backend == "process":
+        from interstable.llm.vision_worker import ProcessVisionPromptWriter
+
+        return lambda: ProcessVisionPromptWriter(pair, load=load)
+    from interstable.llm.vision_writer import LlamaVisionPromptWriter
+
+    return lambda: LlamaVisionPromptWriter(pair, load=load)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if args.caption is not None:
             captioner: Any = _GivenCaption(args.caption)
-        elif args.no_caption or args.backend == "none":
+        elif args.no_caption or args.one_model or args.backend == "none":
             captioner = None
         else:
             captioner = build_captioner(args, Path(scratch))[0]
