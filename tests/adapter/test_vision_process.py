@@ -92,6 +92,30 @@ def test_the_same_file_for_captions_and_prompts_is_loaded_once_per_job(own_proce
     assert worker.worker_status()["state"] == "stopped"  # Unload: the worker and every byte it held are gone
 
 
+def test_a_worker_crash_while_captioning_goes_through_the_failure_policy(own_process, runner, script, monkeypatch):
+    import signal
+
+    from interstable.llm import worker_process
+
+    original = worker_process.Worker.call
+    crashed = []
+
+    def crash_on_first_caption(self, kind, *args, **kwargs):
+        if kind == "describe" and not crashed:
+            crashed.append(self.pid)
+            self.proc.send_signal(signal.SIGSEGV)  # as a native crash of llama.cpp would end it
+            self.proc.wait()
+        return original(self, kind, *args, **kwargs)
+
+    monkeypatch.setattr(worker_process.Worker, "call", crash_on_first_caption)
+    own_process.opts.interstable_failure_policy = "Continue without it"
+    processed = _run(runner, caption_backend="vision_llm", llm_model="tiny-mistral.gguf")
+    assert len(processed.images) == 2  # the job went on
+    failure = _params(processed.infotexts[0])["InterStable failure"]
+    assert "signal 11 (segmentation fault) while captioning an image; the WebUI is unaffected" in failure
+    assert _params(processed.infotexts[1]).get("InterStable caption")  # the next caption started a fresh worker
+
+
 @pytest.mark.parametrize("backend", [0, 1], ids=["own-process", "in-process"])
 def test_one_model_writes_the_prompt_from_the_image(vision_host, runner, script, backend):
     from interstable.webui import settings

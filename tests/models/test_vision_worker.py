@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from interstable.llm import LoadSettings, ProcessPromptWriter, worker
 from interstable.llm.vision import LlamaVisionChat, VisionPair, resolve_vision_model
 from interstable.llm.vision_worker import ProcessVisionChat, ProcessVisionPromptWriter
 from interstable.llm.vision_writer import LOOK_SENTENCE, LlamaVisionPromptWriter, vision_message
+from interstable.llm.worker_process import LLMProcessError
 from interstable.prompt import (
     PromptRequest,
     SamplingSettings,
@@ -145,6 +147,19 @@ def test_a_worker_killed_between_captions_is_replaced_by_the_next_one(pair: Visi
     again = chat.describe(red(), "Describe.", max_tokens=16, seed=4, temperature=0.0)
     assert worker.worker_status()["pid"] != pid
     assert again == first
+
+
+def test_a_worker_killed_while_captioning_is_a_clear_error_and_the_next_caption_starts_afresh(endless: VisionPair):
+    chat = ProcessVisionChat(endless, load=LoadSettings(n_threads=1, n_threads_batch=1, n_ctx=2048))
+    first = chat.describe(red(), "Describe.", max_tokens=8, seed=1, temperature=0.0)
+    pid = worker.worker_status()["pid"]
+    timer = threading.Timer(0.1, os.kill, (pid, signal.SIGKILL))  # the model never ends: 1900 tokens take a while
+    timer.start()
+    with pytest.raises(LLMProcessError, match=r"signal 9 .* while captioning an image; the WebUI is unaffected"):
+        chat.describe(red(), "Describe.", max_tokens=1900, seed=1, temperature=0.0)
+    timer.join()
+    assert chat.describe(red(), "Describe.", max_tokens=8, seed=1, temperature=0.0) == first
+    assert worker.worker_status()["pid"] != pid
 
 
 # --- one model: the vision model writes the prompt -----------------------------------------------------------------
