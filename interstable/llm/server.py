@@ -22,15 +22,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError, PromptError
-from interstable.prompt import (
-    PromptRequest,
-    SamplingSettings,
-    build_messages,
-    clean_output,
-    grammar_for,
-    looks_like_refusal,
-)
+from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, ModelNotFoundError
+from interstable.llm.answer import finish_answer
+from interstable.prompt import PromptRequest, SamplingSettings, build_messages, grammar_for
 
 __all__ = ["ServerPromptWriter", "normalize_url", "server_status"]
 
@@ -238,7 +232,7 @@ class ServerPromptWriter:
 
     def _body(self, request: PromptRequest, seed: int, sampling: SamplingSettings) -> dict[str, Any]:
         name, owner = self._choose()
-        instructions, message = build_messages(request, faithfulness=sampling.faithfulness)
+        instructions, message = build_messages(request, faithfulness=sampling.faithfulness, style=request.style)
         if self._system_role:
             messages = [{"role": "system", "content": instructions}, {"role": "user", "content": message}]
         else:
@@ -254,7 +248,7 @@ class ServerPromptWriter:
             "stop": _STOP,
             "stream": True,
         }
-        grammar = grammar_for(request.instruction)
+        grammar = grammar_for(request.instruction, request.style)
         kind = owner.lower()
         if kind == "vllm":
             body.update(top_k=eff.top_k, repetition_penalty=eff.repeat_penalty)
@@ -275,7 +269,11 @@ class ServerPromptWriter:
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> str:
-        """Write a prompt for ``request`` on the server (cleaned as the local backend's text is).
+        """Write a prompt for ``request`` on the server, with its style's instructions and grammar, cleaned and filtered
+        as the local backend's text is (:func:`~interstable.llm.answer.finish_answer`).
+
+        The style's few-shot turns are not sent: with them, llama-cpp-python's server (which reuses the previous
+        request's prompt cache) gave the same request and seed different texts (tests/real_models).
 
         Raises:
             ModelNotFoundError: The server does not list the model.
@@ -298,17 +296,10 @@ class ServerPromptWriter:
                 raise
             self._system_role = False  # a chat template without a system role (Mistral's): instructions go first
             raw, finish, count = self._stream(self._body(request, seed, sampling), sampling, on_progress, should_stop)
-        text = clean_output(raw)
-        if finish == "length" and ", " in text:
-            text = text.rsplit(", ", 1)[0]
-        name = self.model_name
-        if not text:
-            raise PromptError(
-                f"The LLM ({name} on {self._http.base}) returned no usable text ({count} tokens: {raw[:80]!r})."
-            )
-        if looks_like_refusal(text):
-            raise PromptError(f"The LLM ({name} on {self._http.base}) refused to write a prompt: {text[:120]!r}.")
-        return text
+        who = f"{self.model_name} on {self._http.base}"
+        return finish_answer(
+            raw, cut=finish == "length", request=request, faithfulness=sampling.faithfulness, who=who, n_tokens=count
+        )
 
     def _stream(
         self,

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from interstable.errors import ConfigError, JobInterrupted, ModelLoadError, PromptError
+from interstable.errors import ConfigError, JobInterrupted, ModelLoadError
+from interstable.llm.answer import finish_answer
 from interstable.llm.gpu_memory import is_out_of_memory
 from interstable.llm.llama_log import log_mark, log_problems_since, log_text_since
 from interstable.llm.loading import acquire, release, reload_on_cpu
@@ -24,23 +25,16 @@ from interstable.llm.sampling import Generated, generate
 from interstable.llm.settings import Completion, LoadSettings
 from interstable.prompt import (
     MIN_LLM_TOKENS,
-    TRANSLATION_WORDS,
     PromptRequest,
     RenderedPrompt,
     SamplingSettings,
     approx_clip_tokens,
     attached_user_prompt,
     build_messages,
-    clean_output,
-    clean_sentences,
     clip_token_counter,
     examples_for,
-    filter_phrases,
     grammar_for,
     is_repeating,
-    line_mood,
-    looks_like_refusal,
-    plain_theme,
     render_chat,
 )
 
@@ -177,7 +171,7 @@ class LlamaPromptWriter(ModelFileWriter):
         rendered = self._render(entry, request, sampling)
         count = _token_counter()
         room = sampling.budget
-        attached, language = attached_user_prompt(request.user_prompt)  # what the final prompt re-attaches
+        attached, _language = attached_user_prompt(request.user_prompt)  # what the final prompt re-attaches
         if attached.strip():
             need = count(attached) + 1 + MIN_LLM_TOKENS
             room = max(room, -(-need // 75) * 75) - need + MIN_LLM_TOKENS
@@ -207,37 +201,15 @@ class LlamaPromptWriter(ModelFileWriter):
             should_stop=should_stop,
             should_end=None if self._ignore_eos else ending,  # benchmarks write a fixed token count
         )
-        raw = result.text
-        cut = (result.finish_reason == "length" or early["reason"]) and boundary in raw.rstrip(boundary)
-        if cut and not (natural and raw.endswith(".")):  # the last phrase may be cut: drop it, then deduplicate
-            raw = raw.rsplit(boundary, 1)[0]
-        cleaned = clean_sentences(raw) if natural else clean_output(raw)
-        instructions, _ = build_messages(request, faithfulness=sampling.faithfulness, style=request.style)
-        text, dropped = filter_phrases(
-            cleaned,
-            sep=". " if natural else ", ",
-            instructions=" ".join([instructions, *(answer for _, answer in examples_for(request.style))]),
-            caption=request.caption,
-            user_words=", ".join(filter(None, [plain_theme(request.user_prompt), language and TRANSLATION_WORDS])),
-            lines=f"{request.lines} {line_mood(request.lines)}",
+        cut = result.finish_reason == "length" or bool(early["reason"])
+        return finish_answer(
+            result.text,
+            cut=cut,
+            request=request,
+            faithfulness=sampling.faithfulness,
+            who=self.model_name,
+            n_tokens=result.n_tokens,
         )
-        if dropped["echo"] or dropped["chatter"] or dropped["leak"] or dropped["user"]:
-            logger.debug("InterStable: dropped from the LLM text: %s (%r)", dropped, cleaned)
-        if not text and looks_like_refusal(cleaned):
-            raise PromptError(f"The LLM ({self.model_name}) refused to write a prompt: {cleaned[:120]!r}.")
-        if not text and (dropped["echo"] or dropped["chatter"]):
-            raise PromptError(
-                f"The LLM ({self.model_name}) repeated the instructions instead of writing a prompt: {cleaned[:120]!r}."
-            )
-        if not text and cleaned and dropped["user"]:
-            raise PromptError(f"The LLM ({self.model_name}) only repeated the user's prompt: {cleaned[:120]!r}.")
-        if not text:
-            raise PromptError(
-                f"The LLM ({self.model_name}) returned no usable text ({result.n_tokens} tokens: {result.text[:80]!r})."
-            )
-        if looks_like_refusal(text):
-            raise PromptError(f"The LLM ({self.model_name}) refused to write a prompt: {text[:120]!r}.")
-        return clean_sentences(text) if natural else text
 
     def complete(
         self,

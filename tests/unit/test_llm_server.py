@@ -108,3 +108,25 @@ def test_bad_arguments_are_clear_errors(stand_in):
         ServerPromptWriter(stand_in.url).write(REQUEST, seed=1, sampling={})  # type: ignore[arg-type]
     assert stand_in.received == []  # nothing was sent for bad arguments
     assert ServerPromptWriter(stand_in.url).write(REQUEST, seed=1, sampling=SamplingSettings(max_tokens=16))
+
+
+def test_the_style_sets_the_instructions_the_grammar_and_the_cleaning(stand_in):
+    from interstable.prompt import build_messages, grammar_for
+
+    natural = PromptRequest(caption="a red house", style="natural")
+    stand_in.pieces = ["A red house stands in warm light.", " Ivy climbs its old walls."]
+    text = ServerPromptWriter(stand_in.url).write(natural, seed=1)
+    assert text == "A red house stands in warm light. Ivy climbs its old walls."  # sentences, not comma phrases
+    body = stand_in.received[-1]["body"]
+    assert body["grammar"] == grammar_for("", "natural")
+    instructions, message = build_messages(natural, style="natural")
+    assert [(m["role"], m["content"]) for m in body["messages"]] == [("system", instructions), ("user", message)]
+
+
+def test_server_answers_are_filtered_as_local_ones_are(stand_in):
+    request = PromptRequest(caption="a red house", user_prompt="oil painting", lines="9 straight lines in black")
+    stand_in.pieces = ["red house, 9 straight lines in black, oil painting, I will add more color, warm light"]
+    assert ServerPromptWriter(stand_in.url).write(request, seed=1) == "red house, warm light"
+    stand_in.pieces = ["I cannot help with that."]
+    with pytest.raises(PromptError, match=r"refused|repeated the instructions"):
+        ServerPromptWriter(stand_in.url).write(request, seed=1)
