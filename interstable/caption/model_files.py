@@ -6,14 +6,16 @@ Vision models sit in the LLM models folder next to their projector
 (:mod:`interstable.caption.vision_models`).
 
 :func:`download_default_tagger` and :func:`download_default_vision` fetch the defaults with
-``huggingface_hub.hf_hub_download`` (it resumes an interrupted download) and check each file against
-:data:`DEFAULT_TAGGER` / :data:`DEFAULT_VISION`'s SHA-256 where one is pinned; offline, the error says which
+``huggingface_hub.hf_hub_download`` (it resumes an interrupted download) and check each file against a SHA-256:
+:data:`DEFAULT_TAGGER` / :data:`DEFAULT_VISION`'s where one is pinned, else the one the Hub publishes for a Git LFS
+file (its ETag, read over HTTPS with ``get_hf_file_metadata`` before the download). Offline, the error says which
 files to put where by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """Files of one Hub repository: ``{file name: SHA-256 or None}`` (None: only the Hub's own check)."""
+    """Files of one Hub repository: ``{file name: SHA-256 or None}`` (None: the SHA-256 the Hub publishes for the
+    file is checked instead, when it publishes one)."""
 
     repo: str
     files: Mapping[str, str | None]
@@ -101,7 +104,8 @@ def download_files(
     on_progress: Callable[[str, int, int], None] | None = None,
     token: str | None = None,
 ) -> list[Path]:
-    """Download every file of ``spec`` into ``folder`` (resuming), check pinned SHA-256s, return the paths.
+    """Download every file of ``spec`` into ``folder`` (resuming), check each against its pinned SHA-256 or the Hub's
+    LFS SHA-256, return the paths.
 
     Raises:
         ModelNotFoundError: Offline, unreachable or missing on the Hub (the message names the files and the folder).
@@ -118,13 +122,14 @@ def download_files(
         raise ModelNotFoundError(f"huggingface_hub is not installed (pip install huggingface_hub). {by_hand}") from exc
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for filename, expected in spec.files.items():
+    for filename, pinned in spec.files.items():
         target = folder / filename
-        if expected and target.is_file() and file_sha256(target) == expected:
+        if pinned and target.is_file() and file_sha256(target) == pinned:
             paths.append(target)
             continue
         if on_progress is not None:
             on_progress(filename, 0, 0)
+        expected = pinned or _hub_sha256(huggingface_hub, spec.repo, filename, token)
         try:
             kwargs: dict[str, object] = {"repo_id": spec.repo, "filename": filename, "local_dir": str(folder)}
             if token:
@@ -139,6 +144,20 @@ def download_files(
             raise ModelLoadError(f"{filename} from {spec.repo} has the wrong SHA-256; it was deleted. {by_hand}")
         paths.append(path)
     return paths
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hub_sha256(huggingface_hub: object, repo: str, filename: str, token: str | None) -> str | None:
+    """The SHA-256 the Hub publishes for a Git LFS file (its ETag); None for a small file kept in Git (its ETag is a
+    Git object id) or when the Hub cannot be asked (the download then fails with its own message)."""
+    try:
+        url = huggingface_hub.hf_hub_url(repo, filename)  # type: ignore[attr-defined]
+        etag = huggingface_hub.get_hf_file_metadata(url, token=token, timeout=20).etag  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return etag if isinstance(etag, str) and _SHA256.fullmatch(etag) else None
 
 
 def file_sha256(path: Path) -> str:

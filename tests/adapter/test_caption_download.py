@@ -90,3 +90,28 @@ def test_offline_the_status_says_which_files_to_put_where(host, script, monkeypa
     assert text.startswith("Download failed: Could not download model.onnx from SmilingWolf/wd-vit-tagger-v3")
     assert "download model.onnx, selected_tags.csv from https://huggingface.co/SmilingWolf/wd-vit-tagger-v3" in text
     assert str(Path(host.models_path).absolute() / "wd-tagger" / "wd-vit-tagger-v3") in text
+
+
+def test_an_unpinned_file_is_checked_against_the_sha256_the_hub_publishes(hub, monkeypatch, tmp_path):
+    import hashlib
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    from interstable.caption.model_files import ModelFiles, download_files
+    from interstable.errors import ModelLoadError
+
+    etags = {}
+    monkeypatch.setattr(huggingface_hub, "hf_hub_url", lambda repo, filename: f"{repo}/{filename}")
+    monkeypatch.setattr(
+        huggingface_hub, "get_hf_file_metadata", lambda url, **kwargs: SimpleNamespace(etag=etags[url.split("/")[-1]])
+    )
+    spec = ModelFiles("someone/model", {"model.onnx": None, "selected_tags.csv": None})
+    etags["model.onnx"] = hashlib.sha256(b"x" * 16).hexdigest()  # an LFS file: its SHA-256
+    etags["selected_tags.csv"] = "a" * 40  # a small file kept in Git: a Git object id, not checked
+    paths = download_files(spec, tmp_path / "ok")
+    assert [p.name for p in paths] == ["model.onnx", "selected_tags.csv"]
+    etags["model.onnx"] = "0" * 64  # what the fake writes does not match: the file is deleted
+    with pytest.raises(ModelLoadError, match=r"model\.onnx from someone/model has the wrong SHA-256; it was deleted"):
+        download_files(spec, tmp_path / "bad")
+    assert not (tmp_path / "bad" / "model.onnx").exists()
