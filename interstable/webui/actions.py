@@ -214,17 +214,18 @@ def wire(script: Any, controls: Sequence[Any], by_key: dict[str, Any], tools: di
         gr.Accordion("Preview", open=False, elem_id=script.elem_id("preview_section")),
         gr.Row(elem_classes=["interstable-row"]),
     ):
-        lined = gr.Image(label="Lined image (follows the line controls live)", interactive=False, height=200,
+        lined = gr.Image(label="Lined image (follows the line controls live)", interactive=False, height=180,
                          scale=1, min_width=160, elem_id=script.elem_id("preview_image"))  # fmt: skip
-        with gr.Column(scale=2, min_width=240):
+        with gr.Column(scale=2, min_width=300):
             with gr.Row():
                 preview_button = gr.Button(value="Preview caption and prompt", size="sm",
                                            elem_id=script.elem_id("preview"))  # fmt: skip
                 copy_button = gr.Button(value="Copy the last prompt", size="sm", elem_id=script.elem_id("copy"))
-            text = {"interactive": False, "elem_classes": ["interstable-preview-text"]}
-            caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
-            prompt = gr.Textbox(label="Preview prompt", lines=2, max_lines=8,
-                                elem_id=script.elem_id("preview_prompt"), **text)  # fmt: skip
+            # Side by side, two lines each when empty; a filled box grows up to eight lines.
+            text = {"interactive": False, "lines": 2, "max_lines": 8, "elem_classes": ["interstable-preview-text"]}
+            with gr.Row():
+                caption = gr.Textbox(label="Preview caption", elem_id=script.elem_id("preview_caption"), **text)
+                prompt = gr.Textbox(label="Preview prompt", elem_id=script.elem_id("preview_prompt"), **text)
             status = gr.Textbox(label="Preview status", show_label=False, container=False, interactive=False,
                                 placeholder="The lines follow the line controls; Preview adds caption and prompt.",
                                 elem_id=script.elem_id("preview_status"),

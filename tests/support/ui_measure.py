@@ -10,13 +10,16 @@ browser needs no login), opens the img2img tab at 1500x1000, picks the script, a
 block (``#script_interstable_llm_rline_controls``) in its default state and with every accordion open, per theme,
 and the height of each section (accordion) in both states. With ``--shots`` it writes ``ui-default-light.png`` and
 ``ui-default-dark.png`` (as the page opens) and ``ui-light.png`` and ``ui-dark.png`` (every section open) into that
-folder.
+folder; for Forge ``ui-forge-...``. It refuses to measure a page without the host's own ``style.css`` (see
+:func:`_stage`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -72,14 +75,14 @@ def _pick_script(driver) -> None:
 
     _wait(driver, "return document.querySelector('#tab_img2img')")
     for button in driver.find_elements(By.CSS_SELECTOR, "#tabs > .tab-nav button"):
-        if button.text.strip() == "img2img":
+        if button.text.strip().lower() == "img2img":  # Forge writes "Img2img"
             button.click()
     box = driver.find_element(By.CSS_SELECTOR, "#img2img_script_container #script_list input")
     driver.execute_script("arguments[0].scrollIntoView()", box)
     box.click()
     time.sleep(0.5)
     for option in driver.find_elements(By.CSS_SELECTOR, "#img2img_script_container #script_list ul li"):
-        if option.text.strip() == TITLE:
+        if option.text.strip().endswith(TITLE):  # gradio 4 puts a check mark before the chosen one
             option.click()
             break
     _wait(driver, f"const b = document.querySelector('{BLOCK}'); return b && b.offsetParent !== null")
@@ -123,25 +126,63 @@ def _shot(driver, path: Path) -> None:
     driver.set_window_size(1500, 1000)
 
 
-def measure(url: str, shots: Path | None, profile_root: Path) -> dict:
+def _host_css_rules(driver) -> int:
+    """How many rules of the host's own ``style.css`` reached the page (0: it was refused, see :func:`_stage`)."""
+    return int(driver.execute_script(
+        "const s = [...document.styleSheets].find(s => /file=style\\.css/.test(s.href || ''));"
+        "try { return s ? s.cssRules.length : 0 } catch (e) { return 0 }"
+    ))  # fmt: skip
+
+
+def _stage(webui: Path, root: Path) -> Path:
+    """The host's tree where the browser may read it: outside any dot folder, the venv linked, big files hard-linked.
+
+    The realhost tier builds the hosts under ``~/.cache``; gradio's ``/file=`` route refuses every path with a part
+    that starts with a dot (gradio 3.41 ``routes.file``: 403), so from there the host's own ``style.css`` and
+    ``script.js`` never reach the browser, and the page is not the one a user sees. A copy of the tree (27 MB for
+    A1111; the checkpoints hard-linked) beside a link to the venv is.
+    """
+    if not any(part.startswith(".") for part in webui.parts):
+        return webui
+    target = root / "host" / webui.name
+
+    def copy(source: str, destination: str) -> None:
+        if Path(source).stat().st_size > 16 * 2**20:
+            try:
+                os.link(source, destination)
+                return
+            except OSError:
+                pass
+        shutil.copy2(source, destination)
+
+    shutil.copytree(webui, target, symlinks=True, copy_function=copy)
+    (target.parent / "venv").symlink_to(webui.parent / "venv", target_is_directory=True)
+    return target
+
+
+def measure(url: str, shots: Path | None, profile_root: Path, *, prefix: str = "ui-") -> dict:
     results: dict[str, dict[str, float]] = {}
     for theme in ("light", "dark"):
         driver = _driver(profile_root / theme)
         try:
             driver.get(f"{url}/?__theme={theme}")
             _pick_script(driver)
+            css_rules = _host_css_rules(driver)
+            if css_rules == 0:
+                raise RuntimeError("the host's own style.css did not reach the page: the sizes would be wrong")
             default, default_sections = _height(driver), _sections(driver)
             if shots is not None:
-                _shot(driver, shots / f"ui-default-{theme}.png")
+                _shot(driver, shots / f"{prefix}default-{theme}.png")
             _open_all(driver)
             results[theme] = {
                 "default_px": default,
                 "all_open_px": _height(driver),
                 "default_sections_px": default_sections,
                 "all_open_sections_px": _sections(driver),
+                "host_css_rules": css_rules,
             }
             if shots is not None:
-                _shot(driver, shots / f"ui-{theme}.png")
+                _shot(driver, shots / f"{prefix}{theme}.png")
         finally:
             driver.quit()
     return results
@@ -160,14 +201,19 @@ def main() -> int:
             print(json.dumps(measure(args.url.rstrip("/"), args.shots, Path(tmp)), indent=1))
         return 0
     spec = realhost.FORGE if args.host == "forge" else realhost.A1111
-    webui = realhost.ensure_built(spec)
+    built = realhost.ensure_built(spec)
     with tempfile.TemporaryDirectory(prefix="interstable-ui-") as tmp:
+        webui = _stage(built, Path(tmp))
         data_dir = Path(tmp) / "data"
         extension = realhost.make_data_dir(webui, data_dir, models=[])
         realhost.run_installer(webui, extension, log=realhost.ARTIFACTS / f"{spec.name}-ui-install.log")
-        host = realhost.RunningHost(webui, spec, data_dir, name="ui-measure").start()
+        # A host with --data-dir serves files only from there (its default --gradio-allowed-path): allow its own tree,
+        # as a host started in its own folder does, or gradio 4 (Forge) refuses its style.css and script.js.
+        allow = ("--gradio-allowed-path", str(webui))
+        host = realhost.RunningHost(webui, spec, data_dir, name="ui-measure", extra_flags=allow).start()
         try:
-            print(json.dumps(measure(host.url, args.shots, Path(tmp)), indent=1))
+            prefix = "ui-forge-" if spec is realhost.FORGE else "ui-"
+            print(json.dumps(measure(host.url, args.shots, Path(tmp), prefix=prefix), indent=1))
         finally:
             host.stop()
     return 0
