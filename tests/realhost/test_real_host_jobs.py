@@ -118,6 +118,16 @@ def test_preview_and_copy_are_wired_to_the_tabs_components_and_copy_is_per_brows
     assert len(info) == 1, events
 
 
+def test_the_model_tools_beside_the_model_refresh_its_list_and_show_their_status_line(api):
+    ours = "script_interstable_llm_rline_"
+    events = api("GET", "/interstable-test/v1/wiring").json()["events"]
+    by_trigger = {e["trigger"].removeprefix(ours): e for e in events if e["trigger"].startswith(ours)}
+    for tool in ("refresh", "download"):
+        assert by_trigger[tool]["inputs"] == [ours + "llm_model"], by_trigger[tool]
+        assert by_trigger[tool]["outputs"] == [ours + "llm_model", ours + "tools_status"], by_trigger[tool]
+    assert by_trigger["preset"]["outputs"] == [ours + "instruction"]
+
+
 def test_ui_config_keeps_our_preview_boxes_out_of_the_main_prompts_key(real_webui):
     config = json.loads((real_webui.data_dir / "ui-config.json").read_text(encoding="utf-8"))
     ours = [k for k in config if k.endswith("/value") and ("Preview" in k or "Models status" in k)]

@@ -38,7 +38,8 @@ class InterStableTestProbe(scripts.Script):
 
 def _paste_route(demo, app):
     """``POST /interstable-test/v1/paste`` {"tab", "infotext"}: what the tab's prompt box holds after the host's own
-    paste function ran on ``infotext`` (the browser applies the updates in order, so the last one for a box wins)."""
+    paste function ran on ``infotext`` (the browser applies the updates in order, so the last one for a box wins),
+    and ``fields``: the value the paste sets on each of our script's controls (by elem_id; absent: left alone)."""
     if demo is None:
         return
     from fastapi import Body
@@ -48,12 +49,17 @@ def _paste_route(demo, app):
         for fn, dependency in zip(demo.fns, demo.dependencies, strict=True):
             if getattr(fn.fn, "__name__", "") != "paste_func" or prompt_ids[0] not in dependency["outputs"]:
                 continue
-            value = None
+            value, fields = None, {}
             for output, update in zip(dependency["outputs"], fn.fn(infotext), strict=True):
-                if output == prompt_ids[0] and isinstance(update, dict) and "value" in update:
+                if not (isinstance(update, dict) and "value" in update):
+                    continue
+                if output == prompt_ids[0]:
                     value = update["value"]
-            return {"prompt": value}
-        return {"prompt": None, "error": f"no paste function writes {tab}_prompt"}
+                elem_id = getattr(demo.blocks.get(output), "elem_id", None) or ""
+                if elem_id.startswith("script_interstable"):
+                    fields[elem_id] = update["value"]
+            return {"prompt": value, "fields": fields}
+        return {"prompt": None, "fields": {}, "error": f"no paste function writes {tab}_prompt"}
 
     def wiring():
         """For each event of a component whose elem_id starts with ``script_interstable``: the elem_ids (or block
