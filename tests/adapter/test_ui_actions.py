@@ -178,7 +178,6 @@ def test_download_reports_progress_and_verifies(host, script, monkeypatch, tmp_p
     import huggingface_hub
 
     from interstable.llm import download as _model_download
-
     from interstable.tinymodels import write_tiny_llama
 
     write_tiny_llama(tmp_path / "tiny.gguf")  # a real GGUF, so the model list read after the download shows it
