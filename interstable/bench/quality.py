@@ -179,7 +179,9 @@ def _check(case: Case, out: dict[str, Any], sampling: Any, count: Any) -> dict[s
     )
 
     request, text = _request(case), out["text"]
-    attached, language = attached_user_prompt(case.user_prompt)  # as a job re-attaches it
+    # as a job re-attaches it; the non-English cases re-attach only the syntax (the setting on), so that the final
+    # prompt shows what the LLM wrote
+    attached, language = attached_user_prompt(case.user_prompt, syntax_only=True)
     budget = case.budget
     if attached.strip():
         need = count(attached) + 1 + MIN_LLM_TOKENS

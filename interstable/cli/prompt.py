@@ -74,9 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     llm.add_argument("--budget", type=int, choices=TOKEN_BUDGETS, default=TOKEN_BUDGETS[0], help="CLIP tokens")
     llm.add_argument("--order", choices=("after", "before"), default="after", help="where your prompt goes")
     llm.add_argument(
-        "--keep-foreign-words",
+        "--foreign-syntax-only",
         action="store_true",
-        help="re-attach a prompt written in another language than English as written (default: only its syntax)",
+        help="for a prompt in another language than English, re-attach only its LoRA tags and wildcards",
     )
     llm.add_argument("--n-gpu-layers", default="0", help='0 (CPU, default), -1 (all), N or "auto"')
     llm.add_argument("--n-ctx", type=int, default=2048, help="context length (default 2048)")
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             close_writer=lambda writer: writer.close(),
             count_tokens=clip_token_counter() or approx_clip_tokens,
             cache=CaptionCache(0),
-            keep_foreign_words=args.keep_foreign_words,
+            foreign_syntax_only=args.foreign_syntax_only,
         )
         start = time.perf_counter()
         try:

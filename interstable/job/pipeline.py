@@ -57,7 +57,7 @@ class ImageOutcome:
         prompt: The final prompt for Stable Diffusion.
         failures: What failed and was let pass by the "continue" policy, as short messages.
         user_language: The language of the user's prompt when it is not English ("" for English): the LLM wrote it
-            in English, and only the user's syntax was re-attached (unless ``Resources.keep_foreign_words``).
+            in English (and with ``Resources.foreign_syntax_only`` only the user's syntax was re-attached).
     """
 
     lined: LinedImage
@@ -123,8 +123,8 @@ class Resources:
         auto_style: The prompt style "Auto" stands for (the WebUI picks it from the loaded checkpoint).
         budget: The token budget of the final prompt when the text encoder sets it (T5: 255), 0 for the job's
             Prompt length; ``count_tokens`` then counts that encoder's tokens.
-        keep_foreign_words: Re-attach a non-English user prompt as written, not only its syntax (the LLM still
-            writes English).
+        foreign_syntax_only: Re-attach only the syntax (LoRA tags, wildcards) of a user prompt in another language
+            than English, not its words (the LLM writes them in English either way).
     """
 
     captioner: Captioner | None
@@ -137,7 +137,7 @@ class Resources:
     background: tuple[int, int, int] | str = (255, 255, 255)
     auto_style: str = "tags"
     budget: int = 0
-    keep_foreign_words: bool = False
+    foreign_syntax_only: bool = False
 
 
 def prompt_style(config: JobConfig, resources: Resources) -> str:
@@ -185,7 +185,7 @@ def run_pipeline(
     outcomes = []
     spec = style_spec(prompt_style(config, resources))
     for i, item in enumerate(job.inputs):
-        attached, language = attached_user_prompt(users[i], keep_foreign_words=resources.keep_foreign_words)
+        attached, language = attached_user_prompt(users[i], syntax_only=resources.foreign_syntax_only)
         if not job.written[i]:  # no LLM text: nothing was written in English, the user's words stay
             attached, language = users[i], ""
         prompt = compose_prompt(

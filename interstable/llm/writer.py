@@ -29,7 +29,6 @@ from interstable.prompt import (
     RenderedPrompt,
     SamplingSettings,
     approx_clip_tokens,
-    attached_user_prompt,
     build_messages,
     clip_token_counter,
     examples_for,
@@ -171,9 +170,8 @@ class LlamaPromptWriter(ModelFileWriter):
         rendered = self._render(entry, request, sampling)
         count = _token_counter()
         room = sampling.budget
-        attached, _language = attached_user_prompt(request.user_prompt)  # what the final prompt re-attaches
-        if attached.strip():
-            need = count(attached) + 1 + MIN_LLM_TOKENS
+        if request.user_prompt.strip():
+            need = count(request.user_prompt) + 1 + MIN_LLM_TOKENS
             room = max(room, -(-need // 75) * 75) - need + MIN_LLM_TOKENS
         early = {"reason": ""}
 

@@ -2,9 +2,9 @@
 re-attached when they are not English.
 
 Stable Diffusion's CLIP understands English; a user who writes ``rote Katze auf dem Sofa, Ölgemälde`` gets an
-English prompt from the LLM (it is told the wishes are in German and must be written in English), and only the
-user's WebUI syntax (LoRA and hypernetwork tags, wildcards) is re-attached, not the German words
-(:func:`attached_user_prompt`).
+English prompt from the LLM (it is told the wishes are in German and must be written in English). The user's prompt
+is re-attached as written, as every prompt is (nothing the user wrote is dropped); with ``syntax_only`` only its WebUI
+syntax (LoRA and hypernetwork tags, wildcards) is, not the German words (:func:`attached_user_prompt`).
 
 :func:`foreign_language` is a heuristic with no model and no dictionary download:
 
@@ -205,15 +205,15 @@ def user_syntax(user_prompt: str) -> str:
     return ", ".join(m.group() for m in found)
 
 
-def attached_user_prompt(user_prompt: str, *, keep_foreign_words: bool = False) -> tuple[str, str]:
+def attached_user_prompt(user_prompt: str, *, syntax_only: bool = False) -> tuple[str, str]:
     """What of the user's prompt the final prompt re-attaches, and its language when not English.
 
     Returns:
-        ``(user_prompt, "")`` for an English prompt (or ``keep_foreign_words``: ``(user_prompt, language)``);
-        ``(user_syntax(user_prompt), language)`` otherwise: the LLM writes the words in English, so only the syntax
-        is re-attached.
+        ``(user_prompt, "")`` for an English prompt, ``(user_prompt, language)`` for another language, and with
+        ``syntax_only`` ``(user_syntax(user_prompt), language)`` for another language: the LLM wrote the words in
+        English, so only the syntax is re-attached.
     """
     language = foreign_language(user_prompt)
-    if not language or keep_foreign_words:
+    if not language or not syntax_only:
         return (user_prompt if isinstance(user_prompt, str) else ""), language
     return user_syntax(user_prompt), language

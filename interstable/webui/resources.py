@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,29 +18,19 @@ from typing import Any
 
 from interstable.args import NO_MODEL, JobConfig
 from interstable.caption import CaptionCache, Captioner, CaptionSettings
-from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError, SettingError
+from interstable.errors import ConfigError, ModelError, ModelLoadError, ModelNotFoundError
 from interstable.job import Resources, caption_settings, prompt_style
 from interstable.prompt import approx_clip_tokens, clip_token_counter
+from interstable.webui import writers
 from interstable.webui.hooks import HostHooks
 from interstable.webui.memory import GpuTimeShare
 from interstable.webui.settings import LLM_BACKENDS, UNLOAD_POLICIES, Settings
+from interstable.webui.writers import ModelInfo, gpu_layers
 
 logger = logging.getLogger("interstable")
 
 _captioners: dict[tuple[str, ...], Captioner] = {}
 _cache = CaptionCache(64)
-
-
-@dataclass
-class ModelInfo:
-    """What the infotext records about the LLM of a job."""
-
-    llm_name: str = ""
-    llm_hash: str = ""
-    llm_backend: str = ""
-    prompt_style: str = ""
-    vision_name: str = ""
-    """The vision model + projector that looked at the images ("" when none did)."""
 
 
 @dataclass
@@ -191,154 +179,6 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
     return name.strip().replace("\\", "/"), path
 
 
-def _gpu_offload_available(settings: Settings) -> bool:
-    if settings.llm_backend == LLM_BACKENDS[1]:
-        from interstable.llm import gpu_offload_available
-
-        return gpu_offload_available()
-    from interstable.llm.worker import gpu_offload_available as worker_offload  # never imports llama_cpp here
-
-    return worker_offload()
-
-
-def gpu_layers(text: str) -> int | str:
-    """The "LLM GPU layers" setting (or ``--interstable-gpu-layers``) as llama.cpp takes it.
-
-    Raises:
-        ConfigError: Not ``auto``, ``0``, ``-1`` or a number of layers.
-    """
-    value = text.strip().lower()
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = -2
-    if number < -1:
-        raise SettingError(
-            "LLM GPU layers (Settings -> InterStable, or --interstable-gpu-layers)",
-            text,
-            "use auto, 0 (CPU only), -1 (all layers) or a number of layers",
-        )
-    return number
-
-
-def _prompt_step() -> str:
-    """What the job is doing, from the progress text ("writing prompt 2/4"), for the LLM process's crash message."""
-    from modules import shared
-
-    found = re.search(r"writing prompt \d+/\d+", str(getattr(shared.state, "textinfo", "") or ""))
-    return found.group(0) if found else "writing a prompt"
-
-
-def _writer_factory(path: Path, settings: Settings, memory: GpuTimeShare, shared: Any = None) -> Callable[[], Any]:
-    gpu_layers(settings.gpu_layers)  # a bad setting fails before any work, even where the policy overrides it
-    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))
-    if settings.llm_backend == LLM_BACKENDS[0]:
-        from interstable.llm import worker
-
-        worker.prestart()  # the process starts (and imports llama_cpp) while the captions are made
-
-    def open_writer() -> Any:
-        from interstable.llm import LoadSettings, close_all, worker
-
-        threads = settings.llm_threads or None
-        load = shared or LoadSettings(n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads)
-        if settings.llm_backend == LLM_BACKENDS[1]:  # in this process (the backend before the worker existed)
-            from interstable.llm import LlamaPromptWriter
-
-            worker.stop_worker()  # one LLM resident at a time, whichever backend holds it
-            return LlamaPromptWriter(path, load=load)
-        close_all()
-        return worker.ProcessPromptWriter(path, load=load, step=_prompt_step)
-
-    return open_writer
-
-
-def server_key(settings: Settings) -> str | None:
-    """The LLM server's API key: the environment variable named in the settings, else the key setting."""
-    if settings.server_key_env and os.environ.get(settings.server_key_env):
-        return os.environ[settings.server_key_env]
-    return settings.server_key or None
-
-
-def _server_factory(config: JobConfig, settings: Settings, info: ModelInfo) -> Callable[[], Any]:
-    from interstable.llm.server import ServerPromptWriter
-
-    preferred = "" if config.llm_model in (NO_MODEL, "") else config.llm_model
-    writer = ServerPromptWriter(  # a bad URL or timeout fails here, before any work
-        settings.server_url,
-        model=settings.server_model,
-        preferred=preferred[:-5] if preferred.lower().endswith(".gguf") else preferred,
-        api_key=server_key(settings),
-        timeout=settings.server_timeout,
-    )
-
-    def open_writer() -> Any:
-        from interstable.llm import close_all, worker
-
-        worker.stop_worker()  # the GPU is SD's alone while a server writes the prompts
-        close_all()
-        info.llm_name = writer.model_name  # asks /v1/models: an unreachable server is an LLM failure of the job
-        return writer
-
-    return open_writer
-
-
-def _close_writer(settings: Settings) -> Callable[[Any], None]:
-    def close(writer: Any) -> None:
-        if settings.unload_policy == UNLOAD_POLICIES[0]:
-            writer.close()
-
-    return close
-
-
-def _shared_vision(config: JobConfig, settings: Settings, path: Path, memory: GpuTimeShare) -> Any:
-    """The load settings the Vision LLM interrogator and the writer share when they use the same file, else None."""
-    if config.caption_backend != "vision_llm":
-        return None
-    from interstable.webui.vision import shared_load
-
-    return shared_load(config.vision_model, settings, path, gpu_layers(memory.llm_gpu_layers(settings.gpu_layers)))
-
-
-def _one_model_writer(
-    config: JobConfig, settings: Settings, memory: GpuTimeShare, info: ModelInfo
-) -> Callable[[], Any]:
-    """One model ("Vision LLM writes the prompt"): the vision model's writer factory (a missing model fails in the
-    prompt stage; the server backend fails here, before any work)."""
-    from interstable.llm import models
-    from interstable.webui.vision import vision_writer_factory
-
-    gpu_layers(settings.gpu_layers)  # a bad setting fails before any work
-    n_gpu_layers = gpu_layers(memory.llm_gpu_layers(settings.gpu_layers))
-    try:
-        pair, open_writer = vision_writer_factory(
-            config.vision_model, settings, n_gpu_layers=n_gpu_layers, step=_prompt_step
-        )
-        llm_hash = models.file_sha256(pair.model)[:10]
-        memory.llm_bytes = pair.model.stat().st_size + pair.mmproj.stat().st_size
-    except ModelError as exc:
-        return _failing(exc)
-    except OSError as exc:
-        return _failing(ModelLoadError(f"The vision model files cannot be read: {exc}"))
-    info.llm_name, info.llm_hash, info.vision_name = pair.name.split(" + ")[0], llm_hash, pair.name
-    info.llm_backend = "local" if settings.llm_backend == LLM_BACKENDS[0] else "in-process"
-    memory.llm_wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0" and _gpu_offload_available(settings)
-    if settings.llm_backend == LLM_BACKENDS[0]:
-        from interstable.llm import worker
-
-        worker.prestart()
-    return open_writer
-
-
-def _failing(exc: ModelError) -> Callable[[], Any]:
-    def open_writer() -> Any:
-        raise exc
-
-    return open_writer
-
-
 def prepare(config: JobConfig, settings: Settings) -> JobModels:
     """Resolve the job's models (nothing is loaded yet: loading happens in the pipeline's stages)."""
     from interstable.llm import models
@@ -350,12 +190,13 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
     try:
         resolved = None if settings.llm_backend == LLM_BACKENDS[2] or one_model else resolve_llm(config, settings)
     except ModelError as exc:
-        open_writer = _failing(exc)  # the failure policy decides, inside the prompt stage
+        open_writer = writers.failing_writer(exc)  # the failure policy decides, inside the prompt stage
     else:
         if one_model:  # the vision model writes the prompt: the LLM model is not used
-            open_writer = _one_model_writer(config, settings, memory, info)
+            open_writer = writers.one_model_writer(config, settings, memory, info)
         elif settings.llm_backend == LLM_BACKENDS[2]:
-            open_writer = None if config.llm_model == NO_MODEL else _server_factory(config, settings, info)
+            use_server = config.llm_model != NO_MODEL
+            open_writer = writers.server_writer_factory(config, settings, info) if use_server else None
             info.llm_backend = "server" if open_writer is not None else ""
         elif resolved is None:
             open_writer = None
@@ -365,9 +206,9 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 header = models.check_gguf(path)  # the header only: a folder, an unreadable or a damaged file ends here
                 llm_hash, size = models.file_sha256(path)[:10], path.stat().st_size
             except ModelError as exc:
-                open_writer = _failing(exc)
+                open_writer = writers.failing_writer(exc)
             except OSError as exc:
-                open_writer = _failing(ModelLoadError(f"The model file {path} cannot be read: {exc}"))
+                open_writer = writers.failing_writer(ModelLoadError(f"The model file {path} cannot be read: {exc}"))
             else:
                 info.llm_name, info.llm_hash, memory.llm_bytes = name, llm_hash, size
                 if not header.chat_template:
@@ -379,9 +220,9 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
                 info.llm_backend = "local" if settings.llm_backend == LLM_BACKENDS[0] else "in-process"
                 # A CPU-only llama-cpp-python never uses the GPU: moving SD's weights for it would waste 0.5-1.8 s.
                 wants_gpu = memory.llm_gpu_layers(settings.gpu_layers) != "0"
-                memory.llm_wants_gpu = wants_gpu and _gpu_offload_available(settings)
-                shared_vision = _shared_vision(config, settings, path, memory)
-                open_writer = _writer_factory(path, settings, memory, shared_vision)
+                memory.llm_wants_gpu = wants_gpu and writers.offload_available(settings)
+                shared_vision = writers.shared_vision_load(config, settings, path, memory)
+                open_writer = writers.local_writer_factory(path, settings, memory, shared_vision)
     from modules import shared
 
     from interstable.webui.checkpoint import checkpoint_style
@@ -392,12 +233,12 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
             caption_settings(config), allow_download=settings.clip_download, host=settings, shared_load=shared_vision
         ),
         open_writer=open_writer,
-        close_writer=_close_writer(settings),
+        close_writer=writers.close_writer_for(settings),
         count_tokens=checkpoint.count_tokens or host_token_counter(),
         cache=caption_cache(settings.caption_cache_size),
         keep_captioner=settings.keep_captioner,
         default_instruction=settings.default_instruction,
-        keep_foreign_words=settings.keep_foreign_words,
+        foreign_syntax_only=settings.foreign_syntax_only,
         background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
         auto_style=checkpoint.style,
         budget=checkpoint.budget,

@@ -141,7 +141,7 @@ def llm_backend_status(current: Any) -> dict:
     The server's URL is reported, its API key never.
     """
     from interstable.llm.worker import worker_status
-    from interstable.webui import resources, settings
+    from interstable.webui import settings, writers
 
     backend = {settings.LLM_BACKENDS[0]: "local", settings.LLM_BACKENDS[1]: "in-process"}.get(
         current.llm_backend, "server"
@@ -155,7 +155,7 @@ def llm_backend_status(current: Any) -> dict:
     if backend == "server":
         from interstable.llm.server import server_status
 
-        result["llm_server"] = server_status(current.server_url, resources.server_key(current), timeout=3.0)
+        result["llm_server"] = server_status(current.server_url, writers.server_key(current), timeout=3.0)
     return result
 
 

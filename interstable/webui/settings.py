@@ -39,7 +39,7 @@ class Settings:
     server_key_env: str = ""
     server_key: str = ""
     server_timeout: float = 120.0
-    keep_foreign_words: bool = False
+    foreign_syntax_only: bool = False
 
     def __repr__(self) -> str:  # the API key never reaches a log line
         fields = ", ".join(f"{k}={'***' if k == 'server_key' and v else repr(v)}" for k, v in self.__dict__.items())
@@ -116,11 +116,11 @@ def _options() -> dict[str, tuple[object, str, str, dict]]:
             "Checkbox",
             {},
         ),
-        "interstable_keep_foreign_words": (
+        "interstable_foreign_syntax_only": (
             False,
             (
-                "Keep the words of a prompt written in another language than English in the final prompt (off: the "
-                "LLM writes them in English and only your LoRA tags and wildcards are re-attached)"
+                "For a prompt written in another language than English, re-attach only your LoRA tags and wildcards "
+                "to the final prompt, not your words (the LLM writes them in English either way)"
             ),
             "Checkbox",
             {},
@@ -204,5 +204,5 @@ def read() -> Settings:
         server_key_env=str(opt("interstable_server_key_env")).strip(),
         server_key=str(opt("interstable_server_key")).strip(),
         server_timeout=float(opt("interstable_server_timeout")),  # type: ignore[arg-type]
-        keep_foreign_words=bool(opt("interstable_keep_foreign_words")),
+        foreign_syntax_only=bool(opt("interstable_foreign_syntax_only")),
     )

@@ -58,9 +58,9 @@ def test_auto_policy_with_a_cpu_only_llama_build_never_moves_sd(host, runner, sc
 
 
 def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runner, script, monkeypatch):
-    from interstable.webui import resources
+    from interstable.webui import writers
 
-    monkeypatch.setattr(resources, "_gpu_offload_available", lambda settings: True)  # a CUDA build of llama.cpp
+    monkeypatch.setattr(writers, "offload_available", lambda settings: True)  # a CUDA build of llama.cpp
     host.opts.interstable_memory = "Time-share the GPU"
     host.opts.interstable_gpu_layers = "-1"
     events = _record(host, monkeypatch)
@@ -76,9 +76,9 @@ def test_time_share_moves_sd_off_for_the_llm_and_back_before_sampling(host, runn
 
 
 def test_time_share_with_a_cpu_only_llama_build_never_moves_sd(host, runner, script, monkeypatch):
-    from interstable.webui import resources
+    from interstable.webui import writers
 
-    monkeypatch.setattr(resources, "_gpu_offload_available", lambda settings: False)
+    monkeypatch.setattr(writers, "offload_available", lambda settings: False)
     host.opts.interstable_memory = "Time-share the GPU"
     events = _record(host, monkeypatch)
     _run(runner, script)
@@ -192,7 +192,7 @@ def test_a_bad_gpu_layers_setting_is_a_clear_error_before_any_work(host, runner,
 
 @pytest.mark.parametrize(("text", "expected"), [("auto", "auto"), (" AUTO ", "auto"), ("0", 0), ("-1", -1), ("33", 33)])
 def test_gpu_layers_setting_values(text, expected):
-    from interstable.webui.resources import gpu_layers
+    from interstable.webui.writers import gpu_layers
 
     assert gpu_layers(text) == expected
 

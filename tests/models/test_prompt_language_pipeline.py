@@ -30,8 +30,8 @@ def _prompt(tmp_path, capsys, *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_only_the_syntax_of_a_german_prompt_is_re_attached(tmp_path, capsys, tiny_mistral):
-    out = _prompt(tmp_path, capsys, "--model", str(tiny_mistral), "--user-prompt", GERMAN)
+def test_with_syntax_only_only_the_syntax_of_a_german_prompt_is_re_attached(tmp_path, capsys, tiny_mistral):
+    out = _prompt(tmp_path, capsys, "--model", str(tiny_mistral), "--user-prompt", GERMAN, "--foreign-syntax-only")
     assert out["user_language"] == "German"
     assert out["llm_text"]
     assert out["prompt"].endswith(", <lora:ink:0.7>")
@@ -39,8 +39,8 @@ def test_only_the_syntax_of_a_german_prompt_is_re_attached(tmp_path, capsys, tin
     assert "Ölgemälde" not in out["prompt"]
 
 
-def test_keep_foreign_words_re_attaches_the_whole_prompt(tmp_path, capsys, tiny_mistral):
-    out = _prompt(tmp_path, capsys, "--model", str(tiny_mistral), "--user-prompt", GERMAN, "--keep-foreign-words")
+def test_by_default_the_whole_german_prompt_is_re_attached(tmp_path, capsys, tiny_mistral):
+    out = _prompt(tmp_path, capsys, "--model", str(tiny_mistral), "--user-prompt", GERMAN)
     assert out["user_language"] == "German"
     assert out["prompt"].endswith(GERMAN)
 

@@ -27,7 +27,7 @@ def written(real_gguf, clip_tokens):
     for caption, user, language in CASES:
         request = PromptRequest(caption=caption, user_prompt=user)
         text = writer.write(request, seed=1, sampling=SamplingSettings(max_tokens=64))
-        attached, found = attached_user_prompt(user)
+        attached, found = attached_user_prompt(user, syntax_only=True)
         out.append((user, language, found, text, compose_prompt(text, attached, budget=75, count_tokens=clip_tokens)))
     close_all()
     return out

@@ -62,10 +62,10 @@ def test_english_prompts_and_loanwords_are_english(prompt):
 def test_only_the_syntax_of_a_foreign_prompt_is_re_attached():
     prompt = "<lora:x:1> __colors__ eine Frau im Regen, (Ölgemälde:1.2) BREAK Nacht <hypernet:h:0.5>"
     assert user_syntax(prompt) == "<lora:x:1>, __colors__, <hypernet:h:0.5>"
-    assert attached_user_prompt(prompt) == ("<lora:x:1>, __colors__, <hypernet:h:0.5>", "German")
-    assert attached_user_prompt(prompt, keep_foreign_words=True) == (prompt, "German")
-    assert attached_user_prompt("rote Katze") == ("", "German")
-    assert attached_user_prompt("<lora:x:1>, red cat") == ("<lora:x:1>, red cat", "")
+    assert attached_user_prompt(prompt) == (prompt, "German")  # by default nothing the user wrote is dropped
+    assert attached_user_prompt(prompt, syntax_only=True) == ("<lora:x:1>, __colors__, <hypernet:h:0.5>", "German")
+    assert attached_user_prompt("rote Katze", syntax_only=True) == ("", "German")
+    assert attached_user_prompt("<lora:x:1>, red cat", syntax_only=True) == ("<lora:x:1>, red cat", "")
 
 
 def test_the_llm_is_told_the_language_and_to_write_english():
@@ -79,7 +79,7 @@ def test_the_llm_is_told_the_language_and_to_write_english():
 
 
 def test_the_final_prompt_of_a_foreign_prompt_holds_no_foreign_word():
-    attached, language = attached_user_prompt("<lora:ink:0.7>, rote Katze auf dem Sofa")
+    attached, language = attached_user_prompt("<lora:ink:0.7>, rote Katze auf dem Sofa", syntax_only=True)
     final = compose_prompt("red cat sleeping on a sofa, oil painting", attached, budget=75)
     assert final == "red cat sleeping on a sofa, oil painting, <lora:ink:0.7>"
     assert language == "German"
