@@ -103,14 +103,15 @@ def test_a_bad_server_setting_answers_409_not_422(api, image_b64, real_webui, re
     assert "LLM GPU layers" in response.json()["detail"]
 
 
-def test_preview_and_copy_are_wired_to_the_tabs_components_and_copy_is_per_browser(api):
+def test_preview_and_copy_are_wired_to_the_tabs_components_and_copy_is_per_browser(api, real_webui):
     response = api("GET", "/interstable-test/v1/wiring")
     assert response.status_code == 200, response.text
     events = response.json()["events"]
     preview = [e for e in events if e["trigger"] == "script_interstable_llm_rline_preview"]
     copy = [e for e in events if e["trigger"] == "script_interstable_llm_rline_copy"]
     assert len(preview) == 1, events
-    assert preview[0]["inputs"][:4] == ["img2img_image", "img2img_prompt", "img2img_seed", "State"]
+    image = "logical_image_background" if real_webui.spec.name == "forge" else "img2img_image"  # Forge's canvas
+    assert preview[0]["inputs"][:4] == [image, "img2img_prompt", "img2img_seed", "State"]
     assert len(copy) == 1, events
     assert copy[0]["inputs"] == ["State", "img2img_prompt"]  # this browser's last prompt, not a server-wide one
     assert copy[0]["outputs"] == ["img2img_prompt"]
@@ -130,7 +131,9 @@ def test_the_model_tools_beside_the_model_refresh_its_list_and_show_their_status
 
 def test_ui_config_keeps_our_preview_boxes_out_of_the_main_prompts_key(real_webui):
     config = json.loads((real_webui.data_dir / "ui-config.json").read_text(encoding="utf-8"))
-    ours = [k for k in config if k.endswith("/value") and ("Preview" in k or "Models status" in k)]
-    assert ours == [], ours  # output boxes are not saved: no default can show up in them
+    labels = ("Preview caption", "Preview prompt", "Preview status", "Models status", "download status")
+    ours = [k for k in config if k.endswith("/value") and any(label in k for label in labels)]
+    assert ours == [], ours  # output boxes are not saved: no default can show up in them (Forge's own Preview
+    # controls, "Allow Preview" and "Preview as Input", are the host's and do get saved)
     assert "customscript/interstable.py/img2img/Line density/value" in config
     assert config.get("img2img/Prompt/value", "") == ""  # the main prompt box's own key, untouched by us

@@ -36,6 +36,20 @@ class InterStableTestProbe(scripts.Script):
         params["Probe only masked"] = bool(getattr(p, "inpaint_full_res", False))
 
 
+def _events(demo):
+    """``(fn, input ids, output ids, trigger ids)`` of every event of ``demo``, in gradio 3 (A1111: ``fns`` and
+    ``dependencies`` are parallel lists of functions and dicts of ids) and gradio 4 (Forge: ``fns`` is a dict of
+    BlockFunctions holding the components themselves)."""
+    if hasattr(demo, "dependencies"):
+        for fn, dependency in zip(demo.fns, demo.dependencies, strict=True):
+            targets = [t[0] if isinstance(t, (list, tuple)) else t for t in dependency.get("targets") or []]
+            yield fn.fn, list(dependency["inputs"]), list(dependency["outputs"]), targets
+        return
+    for block_fn in demo.fns.values():
+        ids = [[c._id for c in block_fn.inputs], [c._id for c in block_fn.outputs]]
+        yield block_fn.fn, ids[0], ids[1], [t[0] for t in block_fn.targets]
+
+
 def _paste_route(demo, app):
     """``POST /interstable-test/v1/paste`` {"tab", "infotext"}: what the tab's prompt box holds after the host's own
     paste function ran on ``infotext`` (the browser applies the updates in order, so the last one for a box wins),
@@ -46,11 +60,11 @@ def _paste_route(demo, app):
 
     def paste(tab: str = Body(...), infotext: str = Body(...)):
         prompt_ids = [i for i, block in demo.blocks.items() if getattr(block, "elem_id", None) == f"{tab}_prompt"]
-        for fn, dependency in zip(demo.fns, demo.dependencies, strict=True):
-            if getattr(fn.fn, "__name__", "") != "paste_func" or prompt_ids[0] not in dependency["outputs"]:
+        for fn, _inputs, outputs, _targets in _events(demo):
+            if getattr(fn, "__name__", "") != "paste_func" or prompt_ids[0] not in outputs:
                 continue
             value, fields = None, {}
-            for output, update in zip(dependency["outputs"], fn.fn(infotext), strict=True):
+            for output, update in zip(outputs, fn(infotext), strict=True):
                 if not (isinstance(update, dict) and "value" in update):
                     continue
                 if output == prompt_ids[0]:
@@ -67,16 +81,18 @@ def _paste_route(demo, app):
 
         def name(block_id):
             block = demo.blocks.get(block_id)
+            classes = getattr(block, "elem_classes", None) or []
+            if "logical_image_background" in classes:  # Forge's canvas image (its elem_id is a fresh uuid)
+                return "logical_image_background"
             return getattr(block, "elem_id", None) or type(block).__name__
 
         events = []
-        for dependency in demo.dependencies:
-            for target in dependency.get("targets") or []:
-                block_id = target[0] if isinstance(target, (list, tuple)) else target
+        for _fn, inputs, outputs, targets in _events(demo):
+            for block_id in targets:
                 trigger = name(block_id)
                 if str(trigger).startswith("script_interstable") or trigger == "generation_info_img2img":
-                    events.append({"trigger": trigger, "inputs": [name(i) for i in dependency["inputs"]],
-                                   "outputs": [name(o) for o in dependency["outputs"]]})  # fmt: skip
+                    events.append({"trigger": trigger, "inputs": [name(i) for i in inputs],
+                                   "outputs": [name(o) for o in outputs]})  # fmt: skip
         return {"events": events}
 
     app.add_api_route("/interstable-test/v1/paste", paste, methods=["POST"])
