@@ -91,7 +91,7 @@ def stop_idle_worker() -> bool:
     caption failure); False when none was running or it holds one."""
     with _LOCK:
         worker = _CURRENT[0]
-        if worker is None or worker.key is not None or getattr(worker, "vision", None) is not None:
+        if worker is None or worker.key is not None or worker.vision is not None:
             return False
         _end(worker)
         return True

@@ -53,10 +53,9 @@ _METADATA_HINTS = ("modelspec.title", "modelspec.tags", "ss_sd_model_name", "ss_
 model spec's ``modelspec.*``): a renamed Pony or Illustrious checkpoint still says what it is there."""
 
 
-def _checkpoint_name(model: object) -> str:
-    """The checkpoint's file name and, from its safetensors metadata (A1111 reads it into ``CheckpointInfo.metadata``,
+def _checkpoint_name(info: object) -> str:
+    """A checkpoint's file name and, from its safetensors metadata (A1111 reads it into ``CheckpointInfo.metadata``,
     a dict), the title and base-model names that :func:`style_for_checkpoint` reads as hints."""
-    info = getattr(model, "sd_checkpoint_info", None)
     names = []
     for attribute in ("name_for_extra", "name", "title"):
         value = getattr(info, attribute, None)
@@ -80,11 +79,19 @@ def _t5_counter(model: object) -> Callable[[str], int] | None:
     return count
 
 
-def checkpoint_style(model: object) -> CheckpointStyle:
+def checkpoint_style(model: object, pending: object = None) -> CheckpointStyle:
     """Return what Auto means for ``model`` (``shared.sd_model``): family, style and, for Forge's T5 models, the T5
-    budget and counter."""
+    budget and counter.
+
+    Args:
+        model: The loaded checkpoint.
+        pending: The ``CheckpointInfo`` of a checkpoint the job loads itself: an API request's ``override_settings``
+            name one that the host loads only inside ``process_images``, after the prompts are written. Its name and
+            metadata give the hints; the family (SD3, Flux) is only known once loaded, so it stays the loaded one's.
+    """
     family = checkpoint_family(model)
-    style = style_for_checkpoint(family, _checkpoint_name(model))
+    info = pending if pending is not None else getattr(model, "sd_checkpoint_info", None)
+    style = style_for_checkpoint(family, _checkpoint_name(info))
     counter = _t5_counter(model)
     if counter is None:
         return CheckpointStyle(family, style)

@@ -179,8 +179,22 @@ def resolve_llm(config: JobConfig, settings: Settings) -> tuple[str, Path] | Non
     return name.strip().replace("\\", "/"), path
 
 
-def prepare(config: JobConfig, settings: Settings) -> JobModels:
-    """Resolve the job's models (nothing is loaded yet: loading happens in the pipeline's stages)."""
+def _pending_checkpoint(name: str | None) -> object:
+    """The ``CheckpointInfo`` an API request's ``override_settings`` switch to (None: none, or one the host does not
+    know, which it drops too)."""
+    if not name:
+        return None
+    from modules import sd_models
+
+    return getattr(sd_models, "checkpoint_aliases", {}).get(name)
+
+
+def prepare(config: JobConfig, settings: Settings, *, checkpoint: str | None = None) -> JobModels:
+    """Resolve the job's models (nothing is loaded yet: loading happens in the pipeline's stages).
+
+    ``checkpoint`` is the checkpoint an API request's ``override_settings`` switch to for this job: the host loads it
+    only when sampling begins, so "Auto" reads its name and metadata from the host's ``CheckpointInfo`` instead.
+    """
     from interstable.llm import models
 
     info = ModelInfo()
@@ -227,21 +241,22 @@ def prepare(config: JobConfig, settings: Settings) -> JobModels:
 
     from interstable.webui.checkpoint import checkpoint_style
 
-    checkpoint = checkpoint_style(getattr(shared, "sd_model", None))
+    pending = _pending_checkpoint(checkpoint)
+    checkpoint_hints = checkpoint_style(getattr(shared, "sd_model", None), pending)
     resources = Resources(
         captioner=captioner_for(
             caption_settings(config), allow_download=settings.clip_download, host=settings, shared_load=shared_vision
         ),
         open_writer=open_writer,
         close_writer=writers.close_writer_for(settings),
-        count_tokens=checkpoint.count_tokens or host_token_counter(),
+        count_tokens=checkpoint_hints.count_tokens or host_token_counter(),
         cache=caption_cache(settings.caption_cache_size),
         keep_captioner=settings.keep_captioner,
         default_instruction=settings.default_instruction,
         foreign_syntax_only=settings.foreign_syntax_only,
         background=str(getattr(shared.opts, "img2img_background_color", "#ffffff")),
-        auto_style=checkpoint.style,
-        budget=checkpoint.budget,
+        auto_style=checkpoint_hints.style,
+        budget=checkpoint_hints.budget,
     )
     info.prompt_style = prompt_style(config, resources)
     if config.caption_backend == "vision_llm" and not info.vision_name:

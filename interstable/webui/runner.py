@@ -159,7 +159,9 @@ def run_job(p: Any, config: JobConfig) -> Any:
     layout = _layout(p, config)
     inputs = _inputs(p, config, layout)
     _count_jobs(shared.state, len(layout.groups) + 2)  # captions, prompts, then each sampling call
-    job = _Run(p, config, settings, layout, job_resources.prepare(config, settings), _per_image(p.prompt, len(inputs)))
+    override = (getattr(p, "override_settings", None) or {}).get("sd_model_checkpoint")  # loaded in process_images
+    models = job_resources.prepare(config, settings, checkpoint=override)
+    job = _Run(p, config, settings, layout, models, _per_image(p.prompt, len(inputs)))
     try:
         outcomes = job.prepare(inputs)
     except JobInterrupted:

@@ -12,13 +12,13 @@ from interstable.prompt import PONY_PREFIX
 pytestmark = pytest.mark.usefixtures("host")
 
 
-def _run(runner, script, config: JobConfig, prompt: str = ""):
+def _run(runner, script, config: JobConfig, prompt: str = "", **more):
     from modules import infotext_utils, processing
 
     from interstable.args import to_script_args
 
     p = processing.StableDiffusionProcessingImg2Img(
-        init_images=[Image.new("RGB", (64, 64), "teal")], width=64, height=64, steps=20, prompt=prompt
+        init_images=[Image.new("RGB", (64, 64), "teal")], width=64, height=64, steps=20, prompt=prompt, **more
     )
     args = [c.value for c in runner.inputs[1:]]
     args[script.args_from - 1 : script.args_to - 1] = to_script_args(config)
@@ -61,6 +61,19 @@ def test_auto_reads_a_renamed_checkpoints_metadata(runner, script, metadata, lab
     shared.sd_model = shared.SdModel("sdxl", "my_favourite_v3.safetensors", metadata)
     _, params = _run(runner, script, JobConfig.defaults())
     assert params["InterStable prompt style"] == label
+
+
+def test_auto_reads_the_checkpoint_an_api_override_switches_to(runner, script, monkeypatch):
+    """The host loads an ``override_settings`` checkpoint only inside ``process_images``, after the prompts."""
+    from modules import sd_models, shared
+
+    shared.sd_model = shared.SdModel("sdxl", "sd_xl_base_1.0.safetensors")
+    renamed = shared.CheckpointInfo("my_favourite_v3.safetensors", {"modelspec.title": "Pony Diffusion V6 XL"})
+    monkeypatch.setitem(sd_models.checkpoint_aliases, "my_favourite_v3", renamed)
+    _, params = _run(runner, script, JobConfig.defaults(), override_settings={"sd_model_checkpoint": "my_favourite_v3"})
+    assert params["InterStable prompt style"] == "Danbooru tags (Pony)"
+    _, unknown = _run(runner, script, JobConfig.defaults(), override_settings={"sd_model_checkpoint": "no_such"})
+    assert unknown["InterStable prompt style"] == "Tags (SD1.5 / SDXL)"  # the host drops an unknown one too
 
 
 def test_a_chosen_style_wins_over_the_checkpoint(runner, script):

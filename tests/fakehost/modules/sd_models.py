@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 calls: list[str] = []
+checkpoint_aliases: dict = {}
+"""Every known checkpoint's ``CheckpointInfo`` by name, title, model name and hash, as A1111 fills it when it lists
+the checkpoints (``modules.shared.CheckpointInfo`` here)."""
 
 
 def unload_model_weights(sd_model=None, info=None):
